@@ -1,0 +1,3 @@
+"""hitcast: catalog-scale hit prediction on Spark, Delta Lake and TensorFlow."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,311 @@
+"""Typed configuration: YAML files with ``extends``, plus ``--set key=value`` overrides.
+
+A configuration file is a YAML mapping whose sections mirror the dataclasses below.
+``conf/local.yaml`` and ``conf/cluster.yaml`` both ``extends: base.yaml``. Overrides use
+dotted keys, e.g. ``--set train.epochs=3 --set spark.master=local[2]``; the value is parsed
+as YAML, so ``3`` is an int and ``[a, b]`` a list.
+
+Unknown keys are errors (a typo must not be silently ignored), and the error names the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, get_type_hints
+
+import yaml
+
+from hitcast.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Where ``conf/`` lives when hitcast runs from a checkout.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONF = PROJECT_ROOT / "conf" / "local.yaml"
+
+
+@dataclass
+class SparkSection:
+    """How the Spark session is built (see :mod:`hitcast.spark`)."""
+
+    master: str = "local[*]"
+    app_name: str = "hitcast"
+    #: Extra Spark settings, passed through verbatim.
+    conf: dict[str, Any] = field(default_factory=dict)
+    #: Delta Lake jars; resolved from Maven Central into ``jars_cache`` once.
+    delta_packages: list[str] = field(
+        default_factory=lambda: ["io.delta:delta-spark_2.13:4.0.1", "io.delta:delta-storage:4.0.1"]
+    )
+    jars_cache: str = ".cache/ivy"
+    arrow_max_records_per_batch: int = 64
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+
+
+@dataclass
+class PathsSection:
+    """Where tables, raw inputs, models and reports live. Relative paths are relative to ``root``."""
+
+    root: str = "."
+    warehouse: str = "data/warehouse"
+    raw: str = "data/raw"
+    audio_roots: list[str] = field(default_factory=lambda: ["data/raw/audio"])
+    models: str = "data/models"
+    reports: str = "data/reports"
+
+
+@dataclass
+class DemoSection:
+    """The demo catalog generator."""
+
+    seed: int = 42
+    tracks: int = 1000
+    tracks_per_artist: float = 5.0
+    listeners: int = 20000
+    start_date: str = "2024-01-01"
+    end_date: str = "2025-12-31"
+    clip_seconds: float = 8.0
+    sample_rate: int = 22050
+    #: Number of distinct audio files; at scale tracks reuse a pool (0 = one file per track).
+    audio_pool: int = 0
+    events_per_track: float = 150.0
+    bad_input: bool = True
+
+
+@dataclass
+class IngestSection:
+    """Where raw inputs are and how they map onto the input contract."""
+
+    catalog_path: str = "data/raw/catalog"
+    catalog_format: str = "auto"
+    #: Source column -> contract column, for catalogs in another layout.
+    column_mapping: dict[str, str] = field(default_factory=dict)
+    #: Derived columns as Spark SQL expressions over the *source* columns, e.g. ``release_date``.
+    derived_columns: dict[str, str] = field(default_factory=dict)
+    events_path: str = "data/raw/events"
+    events_format: str = "auto"
+    #: Events later than this many hours after ingest time are "in the future".
+    future_tolerance_hours: float = 24.0
+    #: A fixed "now" for reproducible runs (ISO date/time); empty = the wall clock.
+    now: str = ""
+
+
+@dataclass
+class FeaturesSection:
+    """Point-in-time features and labels."""
+
+    cutoffs: list[str] = field(default_factory=lambda: ["2025-03-01", "2025-05-01", "2025-07-01", "2025-09-01"])
+    horizon_days: int = 56
+    windows_days: list[int] = field(default_factory=lambda: [7, 28, 90])
+    hit_share: float = 0.2
+    #: Tracks released up to this many days after the cutoff are kept as cold-start examples.
+    cold_start_days: int = 28
+    #: Cutoff -> split; cutoffs not listed are "train".
+    validation_cutoffs: list[str] = field(default_factory=lambda: ["2025-07-01"])
+    test_cutoffs: list[str] = field(default_factory=lambda: ["2025-09-01"])
+    artist_disjoint: bool = False
+    #: The "as of" date catalog scoring uses (empty = the latest test cutoff).
+    score_as_of: str = ""
+
+
+@dataclass
+class DspSection:
+    """Audio decoding and log-mel settings; their hash is the spectrogram ``dsp_version``."""
+
+    sr: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 64
+    fmin: float = 20.0
+    fmax: float = 11025.0
+    #: Fixed clip length the CNN sees; crop/pad policy in :mod:`hitcast.audio`.
+    clip_seconds: float = 8.0
+    crop: str = "center"
+    min_seconds: float = 1.0
+    max_decode_seconds: float = 600.0
+    top_db: float = 80.0
+
+
+@dataclass
+class TrainSection:
+    """Distributed CNN training."""
+
+    workers: int = 2
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    seed: int = 7
+    popularity_head: bool = True
+    audio_dropout: float = 0.1
+    #: fused | tabular | audio
+    variant: str = "fused"
+
+
+@dataclass
+class ScoreSection:
+    """Catalog-wide scoring."""
+
+    model_version: str = "latest"
+    partitions_per_core: int = 1
+
+
+@dataclass
+class Config:
+    """The whole configuration of one hitcast run."""
+
+    spark: SparkSection = field(default_factory=SparkSection)
+    paths: PathsSection = field(default_factory=PathsSection)
+    demo: DemoSection = field(default_factory=DemoSection)
+    ingest: IngestSection = field(default_factory=IngestSection)
+    features: FeaturesSection = field(default_factory=FeaturesSection)
+    dsp: DspSection = field(default_factory=DspSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    score: ScoreSection = field(default_factory=ScoreSection)
+    #: The file this configuration was loaded from (for lineage).
+    source: str = ""
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured path against ``paths.root`` (absolute paths pass through)."""
+        p = Path(os.path.expanduser(relative))
+        if p.is_absolute():
+            return p
+        return (Path(self.paths.root) / p).resolve()
+
+    def table(self, name: str) -> str:
+        """Absolute location of the Delta table ``name`` in the warehouse."""
+        return str(self.path(self.paths.warehouse) / name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for saving next to a model version)."""
+        return dataclasses.asdict(self)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'extends'")
+    if not path.exists():
+        raise ConfigError(f"configuration file not found: {path}")
+    with path.open() as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent:
+        base = _read_yaml((path.parent / parent).resolve(), seen + (path,))
+        return deep_merge(base, data)
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into ``base`` recursively; mappings merge, everything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=3", "spark.conf.spark.ui.enabled=false"]`` into a nested dict.
+
+    Keys under ``spark.conf`` keep their dots (they are Spark setting names).
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        parts = key.strip().split(".")
+        if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+            parts = ["spark", "conf", ".".join(parts[2:])]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {exc}") from exc
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown configuration key {where}{unknown[0]!s} (known: {', '.join(sorted(names))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"configuration key {where}{name} must be a mapping")
+            kwargs[name] = _build(hint, value, f"{where}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{where}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "yes", "1"):
+                    return True
+                if value.lower() in ("false", "no", "0"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return hint(value)
+        if hint is str:
+            return "" if value is None else str(value)
+        if origin is list:
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            (item,) = hint.__args__
+            return [_coerce(v, item, key) for v in value]
+        if origin is dict:
+            if not isinstance(value, Mapping):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"configuration key {key}: cannot use {value!r} as {hint}") from exc
+    return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Load a configuration file (default ``conf/local.yaml``) and apply ``--set`` overrides.
+
+    Parameters
+    ----------
+    path
+        A YAML file; it may ``extends:`` another file, relative to itself.
+    overrides
+        ``key=value`` strings with dotted keys.
+
+    Returns
+    -------
+    Config
+        With ``paths.root`` defaulting to the project root, so relative paths work from any directory.
+    """
+    conf_path = Path(path).resolve() if path else DEFAULT_CONF
+    data = _read_yaml(conf_path)
+    data = deep_merge(data, parse_overrides(overrides))
+    data.setdefault("paths", {})
+    root = data["paths"].get("root", ".")
+    if not Path(str(root)).is_absolute():
+        data["paths"]["root"] = str((PROJECT_ROOT / str(root)).resolve())
+    cfg = _build(Config, data, "")
+    cfg.source = str(conf_path)
+    log.debug("loaded configuration %s with %d overrides", conf_path, len(overrides))
+    return cfg

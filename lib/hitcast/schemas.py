@@ -1,0 +1,124 @@
+"""Schemas of every Delta table hitcast writes: the contracts between stages.
+
+Each stage reads the tables before it only through the columns listed here. Tables live under
+``paths.warehouse`` (``Config.table(name)``).
+
+========================  =========================================  ==========================
+table                     key                                        written by
+========================  =========================================  ==========================
+``catalog``               ``track_id``                               ``jobs/ingest.py``
+``engagement_events``     ``event_id``                               ``jobs/ingest.py``
+``quarantine``            ``(source, source_file, record_hash, reason)`` ``jobs/ingest.py``
+``training_examples``     ``(track_id, cutoff)``                     ``jobs/features.py``
+``spectrograms``          ``track_id``                               ``jobs/spectrograms.py``
+``models``                ``model_version``                          ``jobs/train.py``
+``predictions``           ``(track_id, model_version)``              ``jobs/score.py``
+========================  =========================================  ==========================
+"""
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    BinaryType, BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
+    StructType, TimestampType,
+)
+
+#: Spotify-style audio features (optional in the input contract).
+AUDIO_FEATURES: list[str] = [
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
+]
+
+#: Columns a user's catalog must provide (after column mapping).
+CATALOG_REQUIRED: list[str] = ["track_id", "artist_name", "release_date", "audio_path"]
+CATALOG_OPTIONAL: list[str] = ["title", "artist_id", "album_id", "genre", "duration_ms", "explicit",
+                               "updated_at", *AUDIO_FEATURES, "known_label"]
+
+EVENT_TYPES: list[str] = ["play", "skip", "save", "playlist_add", "share"]
+
+CATALOG = StructType([
+    StructField("track_id", StringType(), False),
+    StructField("title", StringType()),
+    StructField("artist_id", StringType()),
+    StructField("artist_name", StringType()),
+    StructField("album_id", StringType()),
+    StructField("genre", StringType()),
+    StructField("release_date", DateType()),
+    StructField("duration_ms", LongType()),
+    StructField("explicit", BooleanType()),
+    StructField("audio_path", StringType()),
+    *[StructField(c, DoubleType()) for c in AUDIO_FEATURES],
+    StructField("known_label", IntegerType()),       # a label the source already carries (e.g. Billboard)
+    StructField("updated_at", TimestampType()),
+    StructField("source_file", StringType()),
+    StructField("ingested_at", TimestampType()),
+])
+
+ENGAGEMENT_EVENTS = StructType([
+    StructField("event_id", StringType(), False),
+    StructField("user_id", StringType()),
+    StructField("track_id", StringType()),
+    StructField("event_type", StringType()),
+    StructField("event_time", TimestampType()),
+    StructField("ms_played", LongType()),
+    StructField("known_track", BooleanType()),       # False: the catalog does not (yet) hold track_id
+    StructField("event_date", DateType()),           # partition column
+    StructField("source_file", StringType()),
+    StructField("ingested_at", TimestampType()),
+])
+
+QUARANTINE = StructType([
+    StructField("source", StringType(), False),      # catalog | events
+    StructField("source_file", StringType()),
+    StructField("raw_record", StringType()),
+    StructField("record_hash", StringType()),
+    StructField("reason", StringType()),
+    StructField("ingested_at", TimestampType()),
+])
+
+#: Label columns of ``training_examples`` (never model inputs).
+LABEL_COLUMNS: list[str] = ["future_plays", "popularity", "is_hit"]
+#: Identifying / bookkeeping columns of ``training_examples`` (never model inputs).
+ID_COLUMNS: list[str] = ["track_id", "cutoff", "split", "artist_id", "artist_name", "genre", "release_date",
+                         "cold_start"]
+#: Categorical model inputs (one-hot encoded with the training split's vocabulary).
+CATEGORICAL_FEATURES: list[str] = ["genre"]
+
+SPECTROGRAMS = StructType([
+    StructField("track_id", StringType(), False),
+    StructField("audio_path", StringType()),
+    StructField("content_hash", StringType()),       # sha256 of the audio bytes
+    StructField("dsp_version", StringType()),        # hash of the DSP settings
+    StructField("status", StringType()),             # ok | missing | empty | undecodable | too_short | ...
+    StructField("error", StringType()),
+    StructField("n_mels", IntegerType()),
+    StructField("n_frames", IntegerType()),
+    StructField("mel", BinaryType()),                # uint8, row-major (n_mels, n_frames); null unless ok
+    StructField("db_offset", DoubleType()),          # dB = db_offset + db_scale * uint8
+    StructField("db_scale", DoubleType()),
+    StructField("duration_s", DoubleType()),         # of the source audio
+    StructField("sample_rate", IntegerType()),       # of the source audio
+    StructField("channels", IntegerType()),
+    StructField("computed_at", TimestampType()),
+])
+
+PREDICTIONS = StructType([
+    StructField("track_id", StringType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("hit_probability", DoubleType()),
+    StructField("popularity_score", DoubleType()),
+    StructField("cold_start", BooleanType()),
+    StructField("audio_status", StringType()),
+    StructField("as_of", DateType()),
+    StructField("scored_at", TimestampType()),
+])
+
+MODELS = StructType([
+    StructField("model_version", StringType(), False),
+    StructField("variant", StringType()),
+    StructField("created_at", TimestampType()),
+    StructField("path", StringType()),
+    StructField("workers", IntegerType()),
+    StructField("metrics", StringType()),            # JSON
+    StructField("inputs", StringType()),             # JSON: Delta versions + content fingerprints
+    StructField("config", StringType()),             # JSON
+])

@@ -1,0 +1,100 @@
+"""Build the Spark session every hitcast job and test uses.
+
+The session carries:
+
+- Delta Lake (SQL extension + catalog), with the Delta jars taken from the project's jar cache
+  (``make jars`` copies them there from Maven Central once), or, when the cache is absent,
+  resolved through ``spark.jars.packages`` into an Ivy cache;
+- bounded Arrow batches (``spark.sql.execution.arrow.maxRecordsPerBatch``), so a pandas UDF's
+  memory does not grow with partition size;
+- ``OMP_NUM_THREADS=1`` and the project's interpreter (``PYSPARK_PYTHON``) on Python workers;
+- UTC as the session time zone: cutoffs and event times are compared in UTC.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hitcast.config import Config
+
+log = logging.getLogger(__name__)
+
+DELTA_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar")
+
+
+def delta_jars(cfg: Config) -> list[Path] | None:
+    """The cached Delta jars, or ``None`` when ``make jars`` has not filled the cache.
+
+    The cache directory is ``$HITCAST_JARS`` or ``<root>/.cache/jars``.
+    """
+    folder = Path(os.environ.get("HITCAST_JARS") or cfg.path(".cache/jars"))
+    jars = [folder / name for name in DELTA_JARS]
+    return jars if all(j.is_file() for j in jars) else None
+
+
+def session_settings(cfg: Config, app_name: str | None = None) -> dict[str, Any]:
+    """Every Spark setting hitcast applies, as a dict (pure; no JVM needed).
+
+    Parameters
+    ----------
+    cfg
+        Loaded configuration; ``cfg.spark.conf`` entries win over the defaults here.
+    app_name
+        Overrides ``cfg.spark.app_name``.
+    """
+    python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+    settings: dict[str, Any] = {
+        "spark.app.name": app_name or cfg.spark.app_name,
+        "spark.master": cfg.spark.master,
+        "spark.driver.memory": cfg.spark.driver_memory,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": cfg.spark.shuffle_partitions,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": cfg.spark.arrow_max_records_per_batch,
+        "spark.executorEnv.OMP_NUM_THREADS": "1",
+        "spark.executorEnv.TF_CPP_MIN_LOG_LEVEL": "2",
+        "spark.pyspark.python": python,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.databricks.delta.snapshotPartitions": 2,
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if cfg.spark.master.startswith("local"):
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+    jars = delta_jars(cfg)
+    if jars:
+        settings["spark.jars"] = ",".join(str(j) for j in jars)
+    else:
+        settings["spark.jars.packages"] = ",".join(cfg.spark.delta_packages)
+        settings["spark.jars.ivy"] = str(cfg.path(cfg.spark.jars_cache))
+    settings.update({k: v for k, v in cfg.spark.conf.items()})
+    return settings
+
+
+def build_session(cfg: Config, app_name: str | None = None):  # -> SparkSession
+    """Create (or reuse) the SparkSession described by ``cfg``.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if cfg.spark.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    settings = session_settings(cfg, app_name)
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("HITCAST_SPARK_LOG_LEVEL", "WARN"))
+    log.info("Spark %s session '%s' on %s (Delta jars: %s)", spark.version, settings["spark.app.name"],
+             cfg.spark.master, "cache" if "spark.jars" in settings else "spark.jars.packages")
+    return spark
