@@ -76,6 +76,20 @@ def session_settings(cfg: Config, app_name: str | None = None) -> dict[str, Any]
     return settings
 
 
+def submitted_settings() -> dict[str, str]:
+    """Settings already fixed by ``spark-submit`` (empty when the job was started with plain ``python``).
+
+    Under ``spark-submit`` the JVM exists before Python starts (``PYSPARK_GATEWAY_PORT`` is set) and its
+    ``SparkConf`` holds ``--master``, ``--jars``, ``--conf`` and the like; those win over the YAML file.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return {}
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return dict(SparkConf().getAll())
+
+
 def build_session(cfg: Config, app_name: str | None = None):  # -> SparkSession
     """Create (or reuse) the SparkSession described by ``cfg``.
 
@@ -90,8 +104,11 @@ def build_session(cfg: Config, app_name: str | None = None):  # -> SparkSession
     if cfg.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     settings = session_settings(cfg, app_name)
+    submitted = submitted_settings()
     builder = SparkSession.builder
     for key, value in settings.items():
+        if key in submitted:
+            continue  # spark-submit's --master/--conf/--jars win over the configuration file
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("HITCAST_SPARK_LOG_LEVEL", "WARN"))

@@ -1,0 +1,91 @@
+"""The end-of-pipeline summary an analyst sees after ``make demo``: where the predictions are, the top
+tracks, and how good the model is on held-out data."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from hitcast.config import Config
+from hitcast.tables import read_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineSummary:
+    """Outputs of a pipeline run, for people."""
+
+    location: str
+    rows: int
+    tracks: int
+    model_version: str
+    top: pd.DataFrame
+    test_metrics: dict[str, float]
+    report: str | None
+
+
+def find_test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Pull the held-out (test split) figures out of a model's metrics JSON.
+
+    Accepts ``{"test": {...}}`` or flat ``{"test_f1": ...}`` layouts.
+    """
+    test = metrics.get("test")
+    if isinstance(test, dict):
+        return {k: float(v) for k, v in test.items() if isinstance(v, (int, float))}
+    return {k[5:]: float(v) for k, v in metrics.items() if k.startswith("test_") and isinstance(v, (int, float))}
+
+
+def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> PipelineSummary:
+    """Read ``predictions``, ``catalog`` and ``models`` and summarise the latest model's scores.
+
+    Returns
+    -------
+    PipelineSummary
+        ``top`` has columns track_id, title, artist_name, genre, hit_probability, popularity_score,
+        cold_start, audio_status (the ``top_n`` highest ``hit_probability``).
+    """
+    preds = read_table(spark, cfg, "predictions")
+    models = read_table(spark, cfg, "models")
+    latest = preds.join(models.select("model_version", "created_at"), "model_version") \
+        .agg(F.max_by("model_version", "created_at").alias("v")).first()["v"]
+    current = preds.filter(F.col("model_version") == latest)
+    catalog = read_table(spark, cfg, "catalog").select("track_id", "title", "artist_name", "genre")
+    top = (current.join(catalog, "track_id", "left")
+           .orderBy(F.desc("hit_probability"), "track_id").limit(top_n)
+           .select("track_id", "title", "artist_name", "genre", "hit_probability", "popularity_score",
+                   "cold_start", "audio_status").toPandas())
+    row = models.filter(F.col("model_version") == latest).first()
+    metrics = json.loads(row["metrics"] or "{}") if row else {}
+    reports = cfg.path(cfg.paths.reports)
+    report = next((str(p) for p in sorted(reports.glob("**/report.md"))), None) if reports.exists() else None
+    return PipelineSummary(location=cfg.table("predictions"), rows=preds.count(),
+                           tracks=read_table(spark, cfg, "catalog").count(), model_version=latest,
+                           top=top, test_metrics=find_test_metrics(metrics), report=report)
+
+
+def format_summary(s: PipelineSummary) -> str:
+    """Plain-text rendering of a :class:`PipelineSummary`."""
+    top = s.top.copy()
+    top["hit_probability"] = top["hit_probability"].map("{:.3f}".format)
+    top["popularity_score"] = top["popularity_score"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    m = s.test_metrics
+    lines = [
+        f"predictions table: {s.location}",
+        f"  {s.rows} rows for {s.tracks} catalog tracks, model {s.model_version}",
+        "  read it with: spark.read.format('delta').load('" + s.location + "')",
+        "",
+        f"top {len(top)} tracks by hit probability:",
+        top.to_string(index=False),
+        "",
+        "held-out test split: " + ", ".join(f"{k}={m[k]:.3f}" for k in ("f1", "roc_auc", "pr_auc", "brier")
+                                              if k in m),
+    ]
+    if s.report:
+        lines.append(f"evaluation report: {s.report}")
+    return "\n".join(lines)
