@@ -1,0 +1,53 @@
+"""Scoring's pure pieces: attaching spectrograms, the default as-of date, the summary's metric lookup."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from hitcast.schemas import SPECTROGRAMS
+from hitcast.scoring import default_as_of, scoring_inputs
+from hitcast.summary import PipelineSummary, find_test_metrics, format_summary
+
+
+def _spec_row(track_id, status, mel):
+    return (track_id, f"{track_id}.wav", "h", "v1", status, None if status == "ok" else "why",
+            2, 3, mel, -80.0, 80.0 / 255, 1.0, 22050, 1, dt.datetime(2025, 1, 1))
+
+
+def test_scoring_inputs_keeps_every_track_and_nulls_mel_unless_ok(spark):
+    features = spark.createDataFrame(
+        [("a", False, "pop", 1.0), ("b", True, "rock", None), ("c", True, "jazz", None)],
+        "track_id string, cold_start boolean, genre string, plays_7d double")
+    spec = spark.createDataFrame([_spec_row("a", "ok", bytes(range(6))),
+                                  _spec_row("b", "undecodable", bytes(6))], SPECTROGRAMS)
+    rows = {r.track_id: r for r in scoring_inputs(features, spec).collect()}
+    assert sorted(rows) == ["a", "b", "c"]
+    assert rows["a"].status == "ok" and bytes(rows["a"].mel) == bytes(range(6)) and rows["a"].n_frames == 3
+    assert rows["b"].status == "undecodable" and rows["b"].mel is None
+    assert rows["c"].status == "no_spectrogram" and rows["c"].mel is None
+    assert rows["b"].cold_start is True and rows["b"].plays_7d is None
+
+
+def test_default_as_of_is_the_day_after_the_last_event(spark):
+    events = spark.createDataFrame([(dt.datetime(2025, 3, 1, 23, 59),), (dt.datetime(2025, 2, 1, 0, 0),)],
+                                   "event_time timestamp")
+    assert default_as_of(events) == dt.date(2025, 3, 2)
+
+
+def test_find_test_metrics_accepts_both_layouts():
+    assert find_test_metrics({"test": {"f1": 0.5, "roc_auc": 0.75, "n": 10}, "validation": {"f1": 0.1}}) == \
+        {"f1": 0.5, "roc_auc": 0.75, "n": 10.0}
+    assert find_test_metrics({"test_f1": 0.25, "val_f1": 0.3}) == {"f1": 0.25}
+
+
+def test_format_summary_names_location_rows_and_metrics():
+    top = pd.DataFrame({"track_id": ["t1"], "title": ["Song"], "artist_name": ["A"], "genre": ["pop"],
+                        "hit_probability": [0.91234], "popularity_score": [float("nan")],
+                        "cold_start": [False], "audio_status": ["ok"]})
+    text = format_summary(PipelineSummary(location="/w/predictions", rows=3, tracks=3, model_version="fused-x",
+                                          top=top, test_metrics={"f1": 0.61, "roc_auc": 0.8}, report=None))
+    assert "predictions table: /w/predictions" in text
+    assert "3 rows for 3 catalog tracks, model fused-x" in text
+    assert "0.912" in text
+    assert "held-out test split: f1=0.610, roc_auc=0.800" in text
