@@ -51,7 +51,7 @@ test-all: setup  ## every test, including the slow ones
 
 package: setup  ## dist/hitcast.zip for spark-submit --py-files (a .whl fails on executors)
 	mkdir -p dist && rm -f dist/hitcast.zip
-	cd lib && zip -q -r ../dist/hitcast.zip hitcast -x '*__pycache__*'
+	$(PYTHON) -c "import zipfile, pathlib; z = zipfile.ZipFile('dist/hitcast.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/hitcast').rglob('*.py'))]; z.close()"
 
 bench: bench-spectrograms bench-training bench-features  ## every benchmark
 

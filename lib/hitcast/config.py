@@ -22,8 +22,19 @@ from hitcast.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Where ``conf/`` lives when hitcast runs from a checkout.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_root() -> Path:
+    """The checkout hitcast runs from: the folder holding ``conf/``.
+
+    That is two levels above this file when hitcast is imported from ``lib/`` (an editable install), and
+    the working directory when it is imported from a ``--py-files`` zip (as under ``spark-submit``).
+    """
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "conf").is_dir() else Path.cwd()
+
+
+PROJECT_ROOT = project_root()
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "local.yaml"
 
 
@@ -73,6 +84,10 @@ class DemoSection:
     audio_pool: int = 0
     events_per_track: float = 150.0
     bad_input: bool = True
+    #: Monte Carlo draws for the ground-truth hit probabilities (``truth/`` beside ``paths.raw``).
+    mc_draws: int = 200
+    #: Target number of events per Spark partition of the event simulation.
+    events_per_partition: int = 400000
 
 
 @dataclass
@@ -91,6 +106,13 @@ class IngestSection:
     future_tolerance_hours: float = 24.0
     #: A fixed "now" for reproducible runs (ISO date/time); empty = the wall clock.
     now: str = ""
+    #: Contract columns a catalog row must carry (a catalog without audio drops ``audio_path``).
+    catalog_required: list[str] = field(default_factory=lambda: ["track_id", "artist_name", "release_date",
+                                                                 "audio_path"])
+    #: Source column -> contract column for engagement events in another layout.
+    events_column_mapping: dict[str, str] = field(default_factory=dict)
+    #: CSV options for catalog files (header, delimiter, quote, escape ...).
+    csv_options: dict[str, str] = field(default_factory=lambda: {"header": "true", "escape": '"'})
 
 
 @dataclass
@@ -107,6 +129,9 @@ class FeaturesSection:
     validation_cutoffs: list[str] = field(default_factory=lambda: ["2025-07-01"])
     test_cutoffs: list[str] = field(default_factory=lambda: ["2025-09-01"])
     artist_disjoint: bool = False
+    #: Shares of artists in train / validation / test when ``artist_disjoint`` (hash of the artist key).
+    artist_split_shares: list[float] = field(default_factory=lambda: [0.7, 0.15, 0.15])
+    split_seed: int = 17
     #: The "as of" date catalog scoring uses (empty = the latest test cutoff).
     score_as_of: str = ""
 
@@ -121,12 +146,18 @@ class DspSection:
     n_mels: int = 64
     fmin: float = 20.0
     fmax: float = 11025.0
-    #: Fixed clip length the CNN sees; crop/pad policy in :mod:`hitcast.audio`.
+    #: Fixed clip length the CNN sees; crop/pad policy in :mod:`hitcast.audio.decode`.
     clip_seconds: float = 8.0
+    #: center | start: which ``clip_seconds`` of the (capped) file are analysed.
     crop: str = "center"
     min_seconds: float = 1.0
+    #: Audio past this point is never decoded (a 3-hour file costs no more than this).
     max_decode_seconds: float = 600.0
     top_db: float = 80.0
+    #: A clip whose peak is below this level (dB full scale) is ``silent``.
+    silence_dbfs: float = -90.0
+    #: Spark partitioning of the spectrogram job (not part of ``dsp_version``).
+    tracks_per_partition: int = 128
 
 
 @dataclass
