@@ -173,6 +173,20 @@ class TrainSection:
     audio_dropout: float = 0.1
     #: fused | tabular | audio
     variant: str = "fused"
+    #: One conv block (conv over time, LayerNorm, ReLU, pool) per entry.
+    conv_filters: list[int] = field(default_factory=lambda: [16, 32, 64])
+    kernel_size: int = 5
+    dense_units: int = 64
+    dropout: float = 0.2
+    #: Weight of the popularity head's loss (popularity / 100, squared error) beside the hit loss.
+    popularity_weight: float = 0.5
+    #: Petastorm's materialised copies (relative to paths.root).
+    cache_dir: str = "data/cache/petastorm"
+    #: Parquet files (one row group each) per worker: each worker's shard is this many row groups.
+    files_per_worker: int = 2
+    shuffle_buffer: int = 512
+    #: Seconds a training worker may run before the barrier stage gives up.
+    timeout_s: int = 3600
 
 
 @dataclass

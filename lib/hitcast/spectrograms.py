@@ -1,0 +1,243 @@
+"""The Spark side of the spectrogram stage: catalog tracks -> Delta table ``spectrograms``.
+
+One pass over the catalog, on the executors, with ``mapInArrow`` (input batches are bounded by
+``spark.sql.execution.arrow.maxRecordsPerBatch``, and every batch is answered before the next is
+read, so a Python worker's memory does not grow with the catalog):
+
+1. ``with_previous``: left-join each track with what ``spectrograms`` already holds for it;
+2. ``compute_rows``: per track, resolve the path, hash the bytes, and decode + log-mel only when the
+   path, the bytes or the DSP settings changed (:func:`hitcast.audio.track.process_track`); unchanged
+   tracks come out as small ``status = 'unchanged'`` marker rows;
+3. ``update_spectrograms``: persist that result once, count it by status, and MERGE the changed rows
+   into ``spectrograms`` on ``track_id``. Nothing changed -> no MERGE, no new table version.
+
+Output schema: exactly :data:`hitcast.schemas.SPECTROGRAMS`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+from hitcast.audio.dsp import dsp_version
+from hitcast.audio.paths import real_roots
+from hitcast.audio.status import UNCHANGED
+from hitcast.audio.track import ROW_KEYS, Previous, process_track
+from hitcast.config import Config, DspSection
+from hitcast.schemas import SPECTROGRAMS
+from hitcast.tables import merge_upsert, table_exists
+
+log = logging.getLogger(__name__)
+
+#: ``SPECTROGRAMS`` without ``computed_at`` (added once per run on the driver side).
+ROW_SCHEMA = StructType([f for f in SPECTROGRAMS.fields if f.name != "computed_at"])
+PREV_COLUMNS = ("prev_audio_path", "prev_hash", "prev_dsp", "prev_status")
+#: Extensions ``--audio-dir`` picks up (formats libsndfile cannot read are reported as undecodable).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64",
+                    ".caf", ".m4a", ".aac", ".mp4", ".wma")
+
+
+@dataclass
+class SpectrogramSummary:
+    """What one run did. ``recomputed_by_status`` counts the rows written by this run."""
+
+    location: str
+    dsp_version: str
+    tracks: int
+    recomputed: int
+    skipped: int
+    recomputed_by_status: dict[str, int] = field(default_factory=dict)
+    table_by_status: dict[str, int] = field(default_factory=dict)
+    table_version: int | None = None
+    computed_at: datetime | None = None
+
+
+def with_previous(tracks: DataFrame, previous: DataFrame | None) -> DataFrame:
+    """Add the stored row's inputs to each track.
+
+    Parameters
+    ----------
+    tracks
+        ``track_id string, audio_path string`` (unique ``track_id``).
+    previous
+        The ``spectrograms`` table, or ``None`` when it does not exist yet.
+
+    Returns
+    -------
+    DataFrame
+        ``track_id, audio_path, prev_audio_path, prev_hash, prev_dsp, prev_status`` (all strings).
+    """
+    base = tracks.select(F.col("track_id").cast("string"), F.col("audio_path").cast("string"))
+    if previous is None:
+        return base.select("*", *[F.lit(None).cast("string").alias(c) for c in PREV_COLUMNS])
+    prev = previous.select("track_id", F.col("audio_path").alias("prev_audio_path"),
+                           F.col("content_hash").alias("prev_hash"), F.col("dsp_version").alias("prev_dsp"),
+                           F.col("status").alias("prev_status"))
+    return base.join(prev, "track_id", "left")
+
+
+def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Sequence[str],
+                version: str) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function: one output batch (``ROW_SCHEMA``) per input batch (``with_previous``)."""
+    schema = to_arrow_schema(ROW_SCHEMA)
+    for batch in batches:
+        cols = batch.to_pydict()
+        rows = [process_track(tid, path, Previous(pa_, ph, pd_, ps), dsp, roots, version)
+                for tid, path, pa_, ph, pd_, ps in zip(cols["track_id"], cols["audio_path"], cols["prev_audio_path"],
+                                                       cols["prev_hash"], cols["prev_dsp"], cols["prev_status"])]
+        yield pa.RecordBatch.from_pydict({k: [r[k] for r in rows] for k in ROW_KEYS}, schema=schema)
+
+
+def partitions_for(spark: SparkSession, n_tracks: int, tracks_per_partition: int) -> int:
+    """``max(2 x defaultParallelism, ceil(n / tracks_per_partition))``, at most one per track, at least 1."""
+    want = max(2 * spark.sparkContext.defaultParallelism, math.ceil(n_tracks / max(1, tracks_per_partition)))
+    return max(1, min(n_tracks, want))
+
+
+def compute_rows(planned: DataFrame, dsp: DspSection, roots: Sequence[str], partitions: int) -> DataFrame:
+    """Run :func:`map_batches` over ``planned`` (from :func:`with_previous`) in ``partitions`` tasks.
+
+    Returns
+    -------
+    DataFrame
+        ``ROW_SCHEMA`` (``SPECTROGRAMS`` without ``computed_at``), including ``unchanged`` marker rows.
+    """
+    fn = partial(map_batches, dsp=dsp, roots=real_roots(roots), version=dsp_version(dsp))
+    return planned.repartition(partitions).mapInArrow(fn, ROW_SCHEMA)
+
+
+def create_table(spark: SparkSession, location: str) -> None:
+    """Create an empty ``spectrograms`` Delta table with exactly ``SPECTROGRAMS`` at ``location``."""
+    from delta.tables import DeltaTable
+
+    DeltaTable.createIfNotExists(spark).location(location).addColumns(SPECTROGRAMS).execute()
+
+
+def count_by(df: DataFrame, column: str = "status") -> dict[str, int]:
+    """``{value: count}`` of ``column``, sorted by value."""
+    return {r[column]: int(r["count"]) for r in df.groupBy(column).count().orderBy(column).collect()}
+
+
+def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, dsp: DspSection,
+                        roots: Sequence[str | os.PathLike[str]], tracks_per_partition: int | None = None,
+                        computed_at: datetime | None = None) -> SpectrogramSummary:
+    """Bring the ``spectrograms`` table at ``location`` up to date with ``tracks``; return what was done.
+
+    Parameters
+    ----------
+    tracks
+        ``track_id, audio_path`` (e.g. the ``catalog`` table), unique on ``track_id``.
+    location
+        The Delta table; created with ``SPECTROGRAMS`` if absent.
+    roots
+        Audio roots; paths outside them are ``rejected_path``.
+    computed_at
+        Timestamp of this run's rows (default: now, UTC).
+    """
+    from delta.tables import DeltaTable
+
+    version = dsp_version(dsp)
+    computed_at = computed_at or datetime.now(timezone.utc)
+    if not table_exists(spark, location):
+        create_table(spark, location)
+    n_tracks = tracks.count()
+    parts = partitions_for(spark, n_tracks, tracks_per_partition or dsp.tracks_per_partition)
+    previous = spark.read.format("delta").load(location)
+    rows = compute_rows(with_previous(tracks, previous), dsp, [os.fspath(r) for r in roots], parts)
+    rows = rows.withColumn("computed_at", F.lit(computed_at)).select(*SPECTROGRAMS.fieldNames())
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_status = count_by(rows)
+        changed = rows.where(F.col("status") != UNCHANGED)
+        recomputed = sum(n for s, n in by_status.items() if s != UNCHANGED)
+        if recomputed:
+            merge_upsert(spark, changed, location, ["track_id"])
+    finally:
+        rows.unpersist()
+    table_counts = count_by(spark.read.format("delta").load(location).select("status"))
+    history = DeltaTable.forPath(spark, location).history(1).select("version").first()
+    summary = SpectrogramSummary(
+        location=location, dsp_version=version, tracks=n_tracks, recomputed=recomputed,
+        skipped=by_status.get(UNCHANGED, 0), recomputed_by_status={k: v for k, v in by_status.items() if k != UNCHANGED},
+        table_by_status=table_counts, table_version=int(history["version"]) if history else None,
+        computed_at=computed_at)
+    log.info("spectrograms %s (dsp_version %s): %d tracks, %d recomputed, %d skipped as unchanged; "
+             "recomputed by status %s; table by status %s", location, version, n_tracks, recomputed,
+             summary.skipped, summary.recomputed_by_status, table_counts)
+    return summary
+
+
+def catalog_tracks(spark: SparkSession, cfg: Config) -> DataFrame:
+    """``track_id, audio_path`` of the ``catalog`` table."""
+    from hitcast.tables import read_table
+
+    return read_table(spark, cfg, "catalog").select("track_id", "audio_path")
+
+
+def audio_dir_files(folder: str | os.PathLike[str], extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[str]:
+    """Audio files under ``folder`` (recursive, hidden entries skipped), as sorted relative POSIX paths."""
+    root = Path(folder)
+    found = []
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in extensions:
+            continue
+        if path.is_file() or path.is_symlink():
+            found.append(rel.as_posix())
+    return sorted(found)
+
+
+def audio_dir_tracks(spark: SparkSession, folder: str | os.PathLike[str]) -> DataFrame:
+    """A ``track_id, audio_path`` DataFrame for the audio files of ``folder`` (``track_id`` = relative path)."""
+    files = audio_dir_files(folder)
+    return spark.createDataFrame([(f, f) for f in files], "track_id string, audio_path string")
+
+
+def describe_files(spark: SparkSession, folder: str | os.PathLike[str], dsp: DspSection) -> list[dict]:
+    """Status and spectrogram shape of every audio file in ``folder`` (nothing is written).
+
+    Returns
+    -------
+    list of dict
+        Keys ``track_id, status, error, n_mels, n_frames, duration_s, sample_rate, channels``, sorted by file.
+    """
+    tracks = audio_dir_tracks(spark, folder)
+    n = len(audio_dir_files(folder))
+    rows = compute_rows(with_previous(tracks, None), dsp, [os.fspath(folder)],
+                        partitions_for(spark, n, dsp.tracks_per_partition))
+    return report_rows(rows)
+
+
+REPORT_COLUMNS = ("track_id", "status", "n_mels", "n_frames", "duration_s", "sample_rate", "channels", "error")
+
+
+def report_rows(rows: DataFrame) -> list[dict]:
+    """``REPORT_COLUMNS`` of ``rows`` (``ROW_SCHEMA`` or ``SPECTROGRAMS``) as dicts, sorted by ``track_id``."""
+    return [r.asDict() for r in rows.select(*REPORT_COLUMNS).orderBy("track_id").collect()]
+
+
+def format_report(rows: Sequence[dict]) -> str:
+    """A plain-text table: one line per file with its status and spectrogram shape, then counts by status."""
+    width = max([len("file")] + [len(str(r["track_id"])) for r in rows])
+    lines = [f"{'file':<{width}}  {'status':<13} {'shape':>9} {'seconds':>8} {'rate':>6} {'ch':>3}  error"]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        shape = f"{r['n_mels']}x{r['n_frames']}" if r["n_mels"] is not None else "-"
+        secs = f"{r['duration_s']:.2f}" if r["duration_s"] is not None else "-"
+        lines.append(f"{r['track_id']:<{width}}  {r['status']:<13} {shape:>9} {secs:>8} "
+                     f"{r['sample_rate'] or '-':>6} {r['channels'] or '-':>3}  {r['error'] or ''}")
+    lines.append(f"{len(rows)} files: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"))
+    return "\n".join(lines)
