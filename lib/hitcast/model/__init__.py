@@ -1,0 +1,15 @@
+"""The fused CNN: tabular encoding, architecture, Petastorm input, distributed training, versions, bundles.
+
+============================  =================================================================
+module                        idea
+============================  =================================================================
+:mod:`.tabular`               feature columns, standardisation stats (Spark), NumPy encoding
+:mod:`.architecture`          the Keras 3 functional model (fused | tabular | audio)
+:mod:`.dataset`               training_examples x spectrograms -> fixed-shape rows -> Petastorm
+:mod:`.distributed`           Spark barrier stage that runs one TF worker per task
+:mod:`.trainloop`             the worker process: MultiWorkerMirroredStrategy custom loop
+:mod:`.registry`              deterministic model versions on disk + the Delta table ``models``
+:mod:`.bundle`                load a model version for inference (``predict_pandas``)
+:mod:`.training`              the train stage end to end (what ``jobs/train.py`` calls)
+============================  =================================================================
+"""

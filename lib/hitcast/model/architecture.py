@@ -1,0 +1,106 @@
+"""The Keras 3 fused CNN: a small CNN over the log-mel spectrogram and an MLP over tabular features.
+
+The CNN convolves over time with the mel bands as channels (a "1-D" music CNN): on 2 CPU cores it
+trains ~4x faster than 2-D 3x3 blocks of the same widths on a 64 x 345 clip (measured 474 vs 113
+examples/s per thread), and it sees timbre (across bands) and rhythm (across frames).
+
+Inputs (a dict; a variant uses only the ones it needs, see :func:`input_names`):
+
+- ``tabular``   float32, shape (batch, W): :func:`hitcast.model.tabular.encode_tabular` output;
+- ``mel``       float32, shape (batch, n_mels, n_frames): ``uint8 / 255`` log-mel, zeros when absent;
+- ``has_audio`` float32, shape (batch, 1): 1 when ``mel`` is a real spectrogram.
+
+Outputs (a dict): ``hit`` (batch, 1) sigmoid hit probability and, with the popularity head,
+``popularity`` (batch, 1) in [0, 1] (popularity / 100).
+
+Variants share this code: ``fused`` uses both branches, ``tabular`` switches the CNN off, ``audio``
+switches the MLP off. The audio branch's embedding is multiplied by ``has_audio``, so a track without
+audio contributes exactly nothing from the CNN (and ``has_audio`` itself is an input of the head).
+Normalisation is LayerNormalization: it has no moving statistics, so every worker of a
+MultiWorkerMirroredStrategy run holds the same weights after each step.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+VARIANTS = ("fused", "tabular", "audio")
+
+
+def input_names(variant: str) -> list[str]:
+    """The model inputs ``variant`` uses."""
+    if variant not in VARIANTS:
+        from hitcast.errors import ConfigError
+
+        raise ConfigError(f"train.variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    return {"fused": ["tabular", "mel", "has_audio"], "tabular": ["tabular"],
+            "audio": ["mel", "has_audio"]}[variant]
+
+
+def build_model(tabular_width: int, n_mels: int, n_frames: int, variant: str = "fused",
+                popularity_head: bool = True, conv_filters: Sequence[int] = (16, 32, 64),
+                dense_units: int = 64, dropout: float = 0.2, kernel_size: int = 5):
+    """Build (uncompiled) the model.
+
+    Parameters
+    ----------
+    tabular_width : int
+        ``W``, the length of the encoded tabular vector.
+    n_mels, n_frames : int
+        Spectrogram shape.
+    variant : {"fused", "tabular", "audio"}
+    popularity_head : bool
+        Add the ``popularity`` regression output.
+    conv_filters : sequence of int
+        One conv block per entry: a convolution over time (``kernel_size`` frames, the mel bands as
+        input channels), LayerNorm, ReLU and max-pooling by 2 in time. Global mean and max pooling
+        over time close the branch.
+
+    Returns
+    -------
+    keras.Model
+    """
+    import keras
+    from keras import layers
+
+    names = input_names(variant)
+    inputs = {}
+    parts = []
+    if "tabular" in names:
+        inputs["tabular"] = keras.Input((tabular_width,), name="tabular")
+        t = layers.Dense(dense_units, activation="relu", name="mlp_1")(inputs["tabular"])
+        t = layers.Dropout(dropout, name="mlp_drop")(t)
+        t = layers.Dense(dense_units // 2, activation="relu", name="mlp_2")(t)
+        parts.append(t)
+    if "mel" in names:
+        inputs["mel"] = keras.Input((n_mels, n_frames), name="mel")
+        inputs["has_audio"] = keras.Input((1,), name="has_audio")
+        a = layers.Permute((2, 1), name="time_major")(inputs["mel"])      # (batch, n_frames, n_mels)
+        for i, filters in enumerate(conv_filters):
+            a = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False, name=f"conv_{i}")(a)
+            a = layers.LayerNormalization(name=f"norm_{i}")(a)
+            a = layers.ReLU(name=f"relu_{i}")(a)
+            a = layers.MaxPooling1D(2, name=f"pool_{i}")(a)
+        a = layers.Concatenate(name="global_pool")([layers.GlobalAveragePooling1D(name="time_mean")(a),
+                                                    layers.GlobalMaxPooling1D(name="time_max")(a)])
+        a = layers.Dense(dense_units // 2, activation="relu", name="audio_dense")(a)
+        a = layers.Multiply(name="audio_gate")([a, inputs["has_audio"]])
+        parts += [a, inputs["has_audio"]]
+    x = parts[0] if len(parts) == 1 else layers.Concatenate(name="fuse")(parts)
+    x = layers.Dense(dense_units // 2, activation="relu", name="head")(x)
+    x = layers.Dropout(dropout, name="head_drop")(x)
+    outputs = {"hit": layers.Dense(1, activation="sigmoid", name="hit")(x)}
+    if popularity_head:
+        outputs["popularity"] = layers.Dense(1, activation="sigmoid", name="popularity")(x)
+    return keras.Model(inputs=inputs, outputs=outputs, name=f"hitcast_{variant}")
+
+
+def weights_checksum(model) -> str:
+    """sha256 over every weight array of ``model`` (equal checksums = identical weights)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()

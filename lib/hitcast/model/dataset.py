@@ -1,0 +1,184 @@
+"""Training input: ``training_examples`` x ``spectrograms`` -> fixed-shape rows -> Petastorm -> ``tf.data``.
+
+Petastorm needs every array in a column to have the same length, so each example is materialised as
+
+=============  ================  ==========================================================
+column         type              meaning
+=============  ================  ==========================================================
+track_id       string            key (with cutoff)
+cutoff         string            ISO date
+split          string            train | validation | test
+is_hit         float             label, 0/1
+popularity     float             label, 0-100 (NaN when unknown)
+tabular        array<float>      :func:`hitcast.model.tabular.encode_tabular`, length W
+mel            binary            uint8 (n_mels * n_frames) bytes; all zeros without audio
+has_audio      float             1 when ``mel`` is a real ``ok`` spectrogram of the right shape
+=============  ================  ==========================================================
+
+(``mel``/``has_audio`` only when the model variant uses audio.) The encoding is one pandas function
+(:func:`encode_rows`) run by ``mapInPandas``, the same NumPy code the inference bundle runs.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from hitcast.config import Config
+from hitcast.model.tabular import TabularStats, encode_tabular
+
+log = logging.getLogger(__name__)
+
+CONVERTER_CACHE_CONF = "petastorm.spark.converter.parentCacheDirUrl"
+
+
+def rows_schema(include_audio: bool) -> str:
+    """DDL schema of the materialised rows (see the module docstring)."""
+    base = ("track_id string, cutoff string, split string, is_hit float, popularity float, "
+            "tabular array<float>")
+    return base + (", mel binary, has_audio float" if include_audio else "")
+
+
+def join_spectrograms(examples: DataFrame, spectrograms: DataFrame | None) -> DataFrame:
+    """Left-join each example with its track's spectrogram columns.
+
+    Returns
+    -------
+    DataFrame
+        ``examples`` + ``status``, ``mel`` (NULL unless status ``ok``), ``n_mels``, ``n_frames``.
+        Without a ``spectrograms`` table every row gets status ``no_spectrogram``.
+    """
+    if spectrograms is None:
+        return (examples.withColumn("status", F.lit("no_spectrogram")).withColumn("mel", F.lit(None).cast("binary"))
+                .withColumn("n_mels", F.lit(None).cast("int")).withColumn("n_frames", F.lit(None).cast("int")))
+    spec = spectrograms.select("track_id", "status", "mel", "n_mels", "n_frames")
+    return (examples.join(spec, "track_id", "left")
+            .withColumn("status", F.coalesce("status", F.lit("no_spectrogram")))
+            .withColumn("mel", F.when(F.col("status") == "ok", F.col("mel"))))
+
+
+def mel_arrays(pdf: pd.DataFrame, n_mels: int, n_frames: int) -> tuple[list[bytes], np.ndarray]:
+    """Fixed-length mel bytes and the ``has_audio`` flag for each row of ``pdf``.
+
+    Parameters
+    ----------
+    pdf : pandas.DataFrame
+        Optional columns ``mel`` (bytes or None), ``n_mels``, ``n_frames``, ``status``.
+
+    Returns
+    -------
+    (list of bytes, np.ndarray of shape (n,), float32)
+        ``n_mels * n_frames`` bytes per row (zeros when the row has no usable spectrogram).
+    """
+    size = n_mels * n_frames
+    zeros = bytes(size)
+    n = len(pdf)
+    mels = pdf["mel"].tolist() if "mel" in pdf.columns else [None] * n
+    status = pdf["status"].tolist() if "status" in pdf.columns else ["ok"] * n
+    out, has = [], np.zeros(n, dtype=np.float32)
+    for i, (m, s) in enumerate(zip(mels, status)):
+        if m is not None and (s is None or s == "ok") and len(m) == size:
+            out.append(bytes(m))
+            has[i] = 1.0
+        else:
+            out.append(zeros)
+    return out, has
+
+
+def encode_rows(stats: TabularStats, include_audio: bool) -> Callable[[Iterator[pd.DataFrame]],
+                                                                        Iterator[pd.DataFrame]]:
+    """A ``mapInPandas`` function: joined examples -> rows of :func:`rows_schema`."""
+    def encode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            tab = encode_tabular(pdf, stats)
+            pop = pd.to_numeric(pdf.get("popularity"), errors="coerce") if "popularity" in pdf else np.nan
+            out = pd.DataFrame({
+                "track_id": pdf["track_id"].astype(str),
+                "cutoff": pdf["cutoff"].astype(str),
+                "split": pdf["split"].astype(str),
+                "is_hit": pd.to_numeric(pdf["is_hit"], errors="coerce").astype("float32"),
+                "popularity": np.asarray(pop, dtype=np.float32) * np.ones(len(pdf), np.float32),
+                "tabular": list(tab),
+            })
+            if include_audio:
+                mels, has = mel_arrays(pdf, stats.n_mels, stats.n_frames)
+                out["mel"] = mels
+                out["has_audio"] = has
+            yield out
+
+    return encode
+
+
+def training_rows(joined: DataFrame, stats: TabularStats, include_audio: bool) -> DataFrame:
+    """Encode joined examples (see :func:`join_spectrograms`) into fixed-shape rows."""
+    return joined.mapInPandas(encode_rows(stats, include_audio), rows_schema(include_audio))
+
+
+def spectrogram_shape(spectrograms: DataFrame | None, cfg: Config) -> tuple[int, int]:
+    """The (n_mels, n_frames) most ``ok`` spectrograms have; from the DSP settings when there are none."""
+    if spectrograms is not None:
+        row = (spectrograms.where(F.col("status") == "ok").groupBy("n_mels", "n_frames").count()
+               .orderBy(F.desc("count"), "n_mels", "n_frames").first())
+        if row is not None:
+            return int(row["n_mels"]), int(row["n_frames"])
+    frames = 1 + int(cfg.dsp.clip_seconds * cfg.dsp.sr) // cfg.dsp.hop_length
+    return cfg.dsp.n_mels, frames
+
+
+def make_converter(spark, cfg: Config, rows: DataFrame, files: int):
+    """Materialise ``rows`` for Petastorm as ``files`` Parquet files of one row group each.
+
+    One row group per file makes Petastorm's row-group sharding (``index % shard_count``) predictable,
+    so the number of rows of every shard is known before training (:func:`shard_rows`).
+
+    Returns
+    -------
+    petastorm.spark.SparkDatasetConverter
+        Call ``.delete()`` when done (in a ``finally``).
+    """
+    from petastorm.spark import make_spark_converter
+
+    if not spark.conf.get(CONVERTER_CACHE_CONF, None):
+        cache = cfg.path(cfg.train.cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        spark.conf.set(CONVERTER_CACHE_CONF, cache.as_uri())
+    return make_spark_converter(rows.repartition(files), parquet_row_group_size_bytes=1 << 30,
+                                dtype="float32")
+
+
+def shard_rows(file_urls: list[str], shard_count: int) -> list[int]:
+    """Rows each Petastorm shard reads (row groups are dealt round robin over the shards).
+
+    Parameters
+    ----------
+    file_urls : list of str
+        The converter's Parquet files (``converter.file_urls``), in reader order.
+    """
+    import pyarrow.parquet as pq
+
+    sizes: list[int] = []
+    for url in file_urls:
+        meta = pq.ParquetFile(url.replace("file://", "", 1)).metadata
+        sizes += [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    return [sum(sizes[i::shard_count]) for i in range(shard_count)]
+
+
+def to_model_inputs(batch, n_mels: int, n_frames: int, include_audio: bool):
+    """Map a Petastorm batch (namedtuple of tensors) to ``(inputs dict, hit, popularity)`` tensors.
+
+    ``mel`` bytes become float32 ``uint8 / 255`` of shape (batch, n_mels, n_frames).
+    """
+    import tensorflow as tf
+
+    x = {"tabular": tf.cast(batch.tabular, tf.float32)}
+    if include_audio:
+        mel = tf.io.decode_raw(batch.mel, tf.uint8)
+        x["mel"] = tf.reshape(tf.cast(mel, tf.float32) / 255.0, (-1, n_mels, n_frames))
+        x["has_audio"] = tf.reshape(tf.cast(batch.has_audio, tf.float32), (-1, 1))
+    hit = tf.reshape(tf.cast(batch.is_hit, tf.float32), (-1, 1))
+    pop = tf.reshape(tf.cast(batch.popularity, tf.float32), (-1, 1))
+    return x, hit, pop

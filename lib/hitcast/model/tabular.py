@@ -1,0 +1,157 @@
+"""Tabular model inputs: which columns, their standardisation statistics, and the NumPy encoding.
+
+Every numeric (or boolean) column of ``training_examples`` that is not in
+:data:`hitcast.schemas.ID_COLUMNS` / :data:`hitcast.schemas.LABEL_COLUMNS` is a model input. ``genre`` is
+one-hot encoded with the training split's vocabulary plus one "unknown" bucket.
+
+Missing values are explicit: a feature is standardised with the train split's mean and (population)
+standard deviation, NULL/NaN becomes 0 *after* standardising (the train mean), and a per-feature missing
+indicator (1 = missing) goes into the model beside it. So a cold-start track's NULL engagement features
+never look like "an average track with zero plays".
+
+The encoded vector of one row, length ``2 * F + G + 1`` (``F`` features, ``G`` genres)::
+
+    [ standardised values (F) | missing indicators (F) | genre one-hot (G + 1, last = unknown) ]
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, NumericType
+
+from hitcast.errors import HitcastError
+from hitcast.schemas import CATEGORICAL_FEATURES, ID_COLUMNS, LABEL_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: Columns that are never model inputs even when numeric (ids, labels, lineage).
+EXCLUDED: frozenset[str] = frozenset([*ID_COLUMNS, *LABEL_COLUMNS, "known_label", "as_of"])
+
+
+class FeatureError(HitcastError):
+    """The tabular inputs are unusable (the message names the column)."""
+
+
+@dataclass
+class TabularStats:
+    """Everything needed to encode tabular inputs exactly as in training; saved as ``stats.json``.
+
+    Attributes
+    ----------
+    features : list of str
+        Numeric feature columns, in model order.
+    means, stds : list of float
+        Train-split mean and population std per feature (std 1.0 where the column is constant or empty).
+    genres : list of str
+        Train-split genre vocabulary (sorted); anything else maps to the unknown bucket.
+    n_mels, n_frames : int
+        Spectrogram shape the CNN expects.
+    """
+
+    features: list[str]
+    means: list[float]
+    stds: list[float]
+    genres: list[str]
+    n_mels: int = 64
+    n_frames: int = 345
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        """Length of the encoded vector: ``2 * F + G + 1``."""
+        return 2 * len(self.features) + len(self.genres) + 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TabularStats":
+        return cls(**json.loads(text))
+
+
+def feature_columns(df: DataFrame) -> list[str]:
+    """The numeric model inputs of ``df`` (``training_examples`` schema), in schema order.
+
+    Returns
+    -------
+    list of str
+        Numeric or boolean columns not in ID/LABEL columns.
+    """
+    return [f.name for f in df.schema.fields
+            if f.name not in EXCLUDED and isinstance(f.dataType, (NumericType, BooleanType))]
+
+
+def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_frames: int) -> TabularStats:
+    """Standardisation statistics and genre vocabulary, computed in Spark over the train split.
+
+    Parameters
+    ----------
+    train : DataFrame
+        Training rows with the ``features`` columns and ``genre`` (NULLs are ignored, as ``mean``/
+        ``stddev_pop`` ignore them).
+    features : sequence of str
+        Numeric feature columns.
+
+    Returns
+    -------
+    TabularStats
+    """
+    if not features:
+        raise FeatureError("training_examples has no numeric feature columns besides ids and labels")
+    aggs = []
+    for i, c in enumerate(features):
+        x = F.col(c).cast("double")
+        aggs += [F.mean(x).alias(f"m{i}"), F.stddev_pop(x).alias(f"s{i}")]
+    row = train.agg(*aggs).first()
+    means, stds = [], []
+    for i, c in enumerate(features):
+        m, s = row[f"m{i}"], row[f"s{i}"]
+        if m is None:
+            log.warning("feature %s is NULL in every training row; it carries only its missing indicator", c)
+        means.append(float(m) if m is not None else 0.0)
+        stds.append(float(s) if s is not None and s > 1e-12 else 1.0)
+    genres: list[str] = []
+    if "genre" in train.columns:
+        genres = sorted(r["genre"] for r in train.select("genre").where(F.col("genre").isNotNull())
+                        .distinct().collect())
+    log.info("tabular stats: %d features, %d genres", len(features), len(genres))
+    return TabularStats(list(features), means, stds, genres, int(n_mels), int(n_frames))
+
+
+def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
+    """Encode rows for the model (pure NumPy/pandas; the same code in training and scoring).
+
+    Parameters
+    ----------
+    pdf : pandas.DataFrame
+        The ``stats.features`` columns (numbers, None/NaN allowed; a column absent from ``pdf`` counts
+        as missing in every row) and optionally ``genre``.
+    stats : TabularStats
+
+    Returns
+    -------
+    np.ndarray, shape (n_rows, stats.width), float32
+        ``[standardised | missing indicators | genre one-hot]``, see the module docstring.
+    """
+    n, f = len(pdf), len(stats.features)
+    raw = np.full((n, f), np.nan, dtype=np.float64)
+    for j, c in enumerate(stats.features):
+        if c in pdf.columns:
+            raw[:, j] = pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = ~np.isfinite(raw)
+    z = (raw - np.asarray(stats.means)) / np.asarray(stats.stds)
+    z[missing] = 0.0
+    onehot = np.zeros((n, len(stats.genres) + 1), dtype=np.float32)
+    index = {g: i for i, g in enumerate(stats.genres)}
+    genre = pdf["genre"] if "genre" in pdf.columns else pd.Series([None] * n)
+    cols = np.array([index.get(g, len(stats.genres)) if isinstance(g, str) else len(stats.genres)
+                     for g in genre], dtype=np.int64)
+    onehot[np.arange(n), cols] = 1.0
+    return np.concatenate([z.astype(np.float32), missing.astype(np.float32), onehot], axis=1)

@@ -1,0 +1,192 @@
+"""One training worker: a MultiWorkerMirroredStrategy custom loop over its own Petastorm shard.
+
+Run as a fresh process by each Spark barrier task (:mod:`hitcast.model.distributed`)::
+
+    python -m hitcast.model.trainloop SPEC.pkl RESULT.pkl      # TF_CONFIG in the environment
+
+A fresh process per run keeps TensorFlow's collective state out of Spark's reused Python workers.
+Keras 3 ``fit`` fails under this strategy (keras-team/keras#20585), so the loop is explicit:
+``strategy.run(step)`` computes the loss on the local batch scaled by the *global* batch size and
+``optimizer.apply_gradients`` all-reduces the gradients, so every worker applies the same update.
+Every worker takes the same number of steps per epoch (from the smallest shard), reads an endless
+shuffled stream of its shard and never runs dry; the chief (rank 0) logs per-epoch progress,
+evaluates on the validation rows and saves the model.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("hitcast.model.trainloop")
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """ROC-AUC and F1 at ``threshold`` (NaN AUC when only one class is present)."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y = np.asarray(y).ravel().astype(int)
+    p = np.asarray(p).ravel()
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    return {"auc": auc, "f1": float(f1_score(y, p >= threshold, zero_division=0))}
+
+
+def _read_all(converter, n_mels: int, n_frames: int, include_audio: bool) -> tuple[dict, np.ndarray]:
+    """Every row of ``converter`` (one pass) as NumPy model inputs and hit labels."""
+    from hitcast.model.dataset import to_model_inputs
+
+    xs: dict[str, list] = {}
+    ys = []
+    with converter.make_tf_dataset(batch_size=256, num_epochs=1, workers_count=1) as ds:
+        for batch in ds:
+            x, hit, _ = to_model_inputs(batch, n_mels, n_frames, include_audio)
+            for k, v in x.items():
+                xs.setdefault(k, []).append(v.numpy())
+            ys.append(hit.numpy())
+    return {k: np.concatenate(v) for k, v in xs.items()}, (np.concatenate(ys) if ys else np.zeros((0, 1)))
+
+
+def train(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train on this worker's shard; see the module docstring. ``spec`` keys are set by
+    :func:`hitcast.model.distributed.run_barrier_training`.
+
+    Returns
+    -------
+    dict
+        ``rank``, ``checksum`` (sha256 of the final weights), ``losses`` (global mean loss per epoch),
+        ``epochs`` (chief: per-epoch metrics), ``examples_per_s``, ``steps_per_epoch``.
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    import keras
+
+    from hitcast.model.architecture import build_model, input_names, weights_checksum
+    from hitcast.model.dataset import to_model_inputs
+
+    rank, n = spec["rank"], spec["workers"]
+    m = spec["model"]
+    variant = m["variant"]
+    audio = "mel" in input_names(variant)
+    batch, steps, epochs = spec["batch_size"], spec["steps_per_epoch"], spec["epochs"]
+    global_batch = batch * n
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    keras.utils.set_random_seed(spec["seed"])
+    with strategy.scope():
+        model = build_model(**m)
+        optimizer = keras.optimizers.Adam(spec["learning_rate"])
+        optimizer.build(model.trainable_variables)
+    names = input_names(variant)
+    heads = set(model.output.keys()) if isinstance(model.output, dict) else {"hit"}
+    drop_p = float(spec.get("audio_dropout", 0.0))
+    pop_w = float(spec.get("popularity_weight", 0.0))
+    rng = tf.random.Generator.from_seed(spec["seed"] * 1000 + rank)
+
+    def step_fn(x, hit, pop):
+        x = {k: x[k] for k in names}
+        if audio and drop_p > 0:
+            keep = tf.cast(rng.uniform(tf.shape(x["has_audio"])) >= drop_p, tf.float32)
+            x["has_audio"] = x["has_audio"] * keep
+            x["mel"] = x["mel"] * keep[:, :, None]
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            per_ex = keras.losses.binary_crossentropy(hit, out["hit"])
+            if "popularity" in heads and pop_w > 0:
+                known = tf.math.is_finite(pop)
+                err = tf.where(known, out["popularity"] - tf.where(known, pop, 0.0) / 100.0, 0.0)
+                per_ex = per_ex + pop_w * tf.reshape(tf.square(err), (-1,))
+            loss = tf.nn.compute_average_loss(per_ex, global_batch_size=global_batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, out["hit"]
+
+    @tf.function
+    def train_step(x, hit, pop):
+        loss, pred = strategy.run(step_fn, args=(x, hit, pop))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), pred
+
+    @tf.function
+    def infer(x):
+        return model(x, training=False)["hit"]
+
+    val_x, val_y = None, None
+    if rank == 0 and spec.get("val_converter") is not None:
+        val_x, val_y = _read_all(spec["val_converter"], m["n_mels"], m["n_frames"], audio)
+        val_x = {k: val_x[k] for k in names} if len(val_y) else None
+
+    losses, epoch_stats, rates = [], [], []
+    converter = spec["converter"]
+    with converter.make_tf_dataset(batch_size=batch, num_epochs=None, workers_count=1,
+                                   shuffling_queue_capacity=spec.get("shuffle_buffer", 512),
+                                   cur_shard=rank, shard_count=n) as ds:
+        ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], audio))
+        it = iter(ds)
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            total, preds, labels = 0.0, [], []
+            for _ in range(steps):
+                x, hit, pop = next(it)
+                loss, pred = train_step(x, hit, pop)
+                total += float(loss)
+                if rank == 0:
+                    preds.append(strategy.experimental_local_results(pred)[0].numpy())
+                    labels.append(hit.numpy())
+            dt = time.perf_counter() - t0
+            losses.append(total / max(steps, 1))
+            rates.append(steps * global_batch / dt if dt > 0 else float("nan"))
+            if rank == 0:
+                stats = {"epoch": epoch, "loss": losses[-1], "examples_per_s": rates[-1]}
+                tr = binary_metrics(np.concatenate(labels), np.concatenate(preds))
+                stats["train_auc"] = tr["auc"]
+                if val_x is not None:
+                    vp = np.concatenate([infer({k: v[i:i + 512] for k, v in val_x.items()}).numpy()
+                                         for i in range(0, len(val_y), 512)])
+                    va = binary_metrics(val_y, vp)
+                    stats["val_auc"], stats["val_f1"] = va["auc"], va["f1"]
+                epoch_stats.append(stats)
+                log.info("epoch %d/%d: loss %.4f, train AUC %.3f, val AUC %s, val F1 %s, %.0f examples/s",
+                         epoch, epochs, stats["loss"], stats["train_auc"],
+                         "%.3f" % stats["val_auc"] if "val_auc" in stats else "-",
+                         "%.3f" % stats["val_f1"] if "val_f1" in stats else "-", stats["examples_per_s"])
+    checksum = weights_checksum(model)
+    if rank == 0 and spec.get("save_path"):
+        model.save(spec["save_path"])
+        log.info("chief saved the model to %s", spec["save_path"])
+    return {"rank": rank, "checksum": checksum, "losses": losses, "epochs": epoch_stats,
+            "examples_per_s": float(np.median(rates)) if rates else float("nan"), "steps_per_epoch": steps}
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = argv[1], argv[2]
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("petastorm", "absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import warnings
+
+    for category in (FutureWarning, UnicodeWarning, UserWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    with open(spec_path, "rb") as fh:
+        spec = pickle.load(fh)
+    result = train(spec)
+    with open(result_path + ".tmp", "wb") as fh:
+        pickle.dump(result, fh)
+    os.replace(result_path + ".tmp", result_path)
+    sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        code = main(sys.argv)
+    except BaseException:  # noqa: BLE001 - report, then leave without TF teardown
+        log.exception("training worker failed")
+        code = 1
+    sys.stderr.flush()
+    os._exit(code)   # skip TF's collective teardown, which can wait on peers that already left

@@ -1,0 +1,105 @@
+"""Distributed training on local[2]: two barrier workers, identical weights, loss goes down; registry,
+deterministic versions, skip on re-run, and the inference bundle on literal rows."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_config
+from hitcast.model import registry
+from hitcast.model.bundle import load_bundle, resolve_model
+from hitcast.model.registry import ModelNotFoundError
+from hitcast.model.training import train_model
+from test_model_synth import N_FRAMES, N_MELS, synth_frames
+
+TINY = ["train.epochs=4", "train.batch_size=8", "train.learning_rate=0.01", "train.conv_filters=[4,8]",
+        "train.kernel_size=3", "train.dense_units=16", "train.dropout=0.0", "train.workers=2",
+        "train.files_per_worker=2", "spark.shuffle_partitions=2"]
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = make_config(tmp, *TINY)
+    examples, spectrograms = synth_frames(spark, 40)
+    inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},
+              "spectrograms": {"fingerprint": registry.fingerprint(spectrograms, ["computed_at"])}}
+    out = train_model(spark, cfg, examples, spectrograms, inputs)
+    return cfg, examples, spectrograms, inputs, out
+
+
+def test_two_workers_identical_weights_and_loss_goes_down(trained):
+    _, _, _, _, out = trained
+    m = out.metrics
+    assert not out.skipped
+    assert len(m["worker_checksums"]) == 2
+    assert m["worker_checksums"][0] == m["worker_checksums"][1]
+    losses = m["losses"]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0] * 0.8
+    # 40 tracks x 2 train cutoffs = 80 rows over 4 files: shards of 40 rows -> 5 steps of 8
+    assert m["shard_rows"] == [40, 40]
+    assert m["steps_per_epoch"] == 5
+    assert [h["epoch"] for h in m["history"]] == [1, 2, 3, 4]
+
+
+def test_version_files_and_models_row(spark, trained):
+    cfg, _, _, _, out = trained
+    assert out.version.startswith("fused-") and len(out.version) == len("fused-") + 12
+    for name in ("model.keras", "stats.json", "config.yaml", "metrics.json", "inputs.json"):
+        assert (out.path / name).is_file(), name
+    stats = json.loads((out.path / "stats.json").read_text())
+    assert stats["features"] == ["plays_7d", "skip_rate_28d", "danceability", "days_since_release"]
+    assert stats["genres"] == ["jazz", "pop", "rock"]
+    assert (stats["n_mels"], stats["n_frames"]) == (N_MELS, N_FRAMES)
+    rows = spark.read.format("delta").load(cfg.table("models")).collect()
+    assert [(r.model_version, r.variant, r.workers, r.path) for r in rows] == \
+        [(out.version, "fused", 2, str(out.path))]
+    assert json.loads(rows[0].metrics)["checksum"] == out.metrics["checksum"]
+
+
+def test_rerun_skips_and_version_is_deterministic(spark, trained):
+    cfg, examples, spectrograms, inputs, out = trained
+    again = train_model(spark, cfg, examples, spectrograms, inputs)
+    assert (again.version, again.skipped) == (out.version, True)
+    assert spark.read.format("delta").load(cfg.table("models")).count() == 1
+    other = registry.model_version("fused", inputs, {"epochs": 5})
+    assert other != out.version and other == registry.model_version("fused", inputs, {"epochs": 5})
+
+
+def test_resolve_and_bundle_predicts_literal_rows(spark, trained):
+    cfg, _, _, _, out = trained
+    assert resolve_model(spark, cfg, "latest") == (out.version, out.path)
+    assert resolve_model(spark, cfg, out.version) == (out.version, out.path)
+    with pytest.raises(ModelNotFoundError, match="model version 'fused-nope' not found"):
+        resolve_model(spark, cfg, "fused-nope")
+    bundle = load_bundle(out.path)
+    assert (bundle.version, bundle.variant) == (out.version, "fused")
+    assert bundle.feature_columns == ["plays_7d", "skip_rate_28d", "danceability", "days_since_release"]
+    bright = np.zeros((N_MELS, N_FRAMES), np.uint8)
+    bright[2:5] = 220
+    pdf = pd.DataFrame({
+        "plays_7d": [90.0, None, 5.0], "skip_rate_28d": [0.1, None, 0.9], "danceability": [0.9, 0.5, 0.1],
+        "days_since_release": [100, 120, 130], "genre": ["pop", "polka", None],
+        "mel": [bright.tobytes(), None, bytes(N_MELS * N_FRAMES)], "n_mels": [N_MELS, None, N_MELS],
+        "n_frames": [N_FRAMES, None, N_FRAMES], "status": ["ok", "missing", "ok"],
+    }, index=[10, 11, 12])
+    scores = bundle.predict_pandas(pdf)
+    assert list(scores.index) == [10, 11, 12]
+    assert list(scores.columns) == ["hit_probability", "popularity_score"]
+    p = scores["hit_probability"].to_numpy()
+    assert p.dtype == np.float64 and np.all((p >= 0) & (p <= 1))
+    assert p[0] > 0.5 > p[2]              # loud, bright, danceable vs. quiet, dull, skipped
+    assert np.all((scores["popularity_score"] >= 0) & (scores["popularity_score"] <= 100))
+    # the same row twice gives the same score (inference mode: no dropout)
+    again = bundle.predict_pandas(pdf.iloc[[0, 0]])
+    assert again["hit_probability"].iloc[0] == again["hit_probability"].iloc[1] == pytest.approx(p[0], abs=1e-6)
+
+
+def test_latest_without_models_table_is_a_clear_error(spark, tmp_path):
+    cfg = make_config(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="Delta table 'models' not found at .*; run jobs/train.py"):
+        resolve_model(spark, cfg)
