@@ -1,0 +1,129 @@
+"""Model building blocks on literal rows: architecture variants, Spark standardisation stats vs NumPy,
+missing indicators, the fixed-shape rows and what Petastorm feeds tf.data."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from hitcast.errors import ConfigError
+from hitcast.model import dataset
+from hitcast.model.architecture import build_model, input_names
+from hitcast.model.tabular import FeatureError, TabularStats, compute_stats, encode_tabular, feature_columns
+from test_model_synth import EXAMPLES, N_FRAMES, N_MELS, synth_frames
+
+
+@pytest.mark.parametrize("variant,inputs,params", [
+    # MLP 10*16+16 + 16*8+8 = 312; CNN 3*8*4 + 2*4 + 3*4*8 + 2*8 + (8+8)*8+8 = 352; heads 2*(8+1) = 18
+    ("fused", ["tabular", "mel", "has_audio"], 312 + 352 + (8 + 8 + 1) * 8 + 8 + 18),
+    ("tabular", ["tabular"], 312 + 8 * 8 + 8 + 18),
+    ("audio", ["mel", "has_audio"], 352 + (8 + 1) * 8 + 8 + 18),
+])
+def test_architecture_variants_and_output_shapes(variant, inputs, params):
+    model = build_model(10, N_MELS, N_FRAMES, variant, popularity_head=True, conv_filters=[4, 8],
+                        dense_units=16, kernel_size=3)
+    assert sorted(model.input.keys()) == sorted(inputs) == sorted(input_names(variant))
+    assert model.count_params() == params
+    x = {"tabular": np.ones((3, 10), np.float32), "mel": np.full((3, N_MELS, N_FRAMES), .5, np.float32),
+         "has_audio": np.ones((3, 1), np.float32)}
+    out = model({k: x[k] for k in inputs}, training=False)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"hit": (3, 1), "popularity": (3, 1)}
+    p = out["hit"].numpy()
+    assert np.all((p > 0) & (p < 1))
+
+
+def test_no_popularity_head_and_unknown_variant():
+    model = build_model(4, N_MELS, N_FRAMES, "tabular", popularity_head=False, dense_units=8)
+    assert list(model.output.keys()) == ["hit"]
+    with pytest.raises(ConfigError, match="train.variant must be one of fused, tabular, audio, got 'video'"):
+        build_model(4, N_MELS, N_FRAMES, "video")
+
+
+def test_audio_gate_zeroes_the_cnn_without_audio():
+    model = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3)
+    base = {"tabular": np.zeros((2, 6), np.float32), "has_audio": np.zeros((2, 1), np.float32)}
+    rng = np.random.default_rng(1)
+    a = model(dict(base, mel=rng.random((2, N_MELS, N_FRAMES)).astype(np.float32)), training=False)["hit"]
+    b = model(dict(base, mel=np.zeros((2, N_MELS, N_FRAMES), np.float32)), training=False)["hit"]
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-7)
+
+
+def test_feature_columns_exclude_ids_labels_and_strings(spark):
+    examples, _ = synth_frames(spark, 3)
+    assert feature_columns(examples) == ["plays_7d", "skip_rate_28d", "danceability", "days_since_release"]
+    with pytest.raises(FeatureError, match="no numeric feature columns"):
+        compute_stats(examples, [], 8, 16)
+
+
+def test_stats_in_spark_equal_numpy_on_literal_rows(spark):
+    rows = [("a", dt.date(2025, 3, 1), "train", None, None, "pop", None, False, 1, 10.0, 1, 1.0, None, 0.5, 10),
+            ("b", dt.date(2025, 3, 1), "train", None, None, "rock", None, False, 2, 20.0, 0, 4.0, 0.25, 0.5, 20),
+            ("c", dt.date(2025, 3, 1), "train", None, None, "pop", None, True, 3, 30.0, 0, None, 0.75, 0.5, 60),
+            ("d", dt.date(2025, 7, 1), "validation", None, None, "jazz", None, False, 4, 40.0, 1, 1e6, 1.0, .1, 5)]
+    df = spark.createDataFrame(rows, EXAMPLES)
+    feats = feature_columns(df)
+    stats = compute_stats(df.where(F.col("split") == "train"), feats, 8, 16)
+    assert stats.features == feats
+    np.testing.assert_allclose(stats.means, [np.mean([1.0, 4.0]), np.mean([.25, .75]), .5, np.mean([10, 20, 60])])
+    np.testing.assert_allclose(stats.stds, [np.std([1.0, 4.0]), np.std([.25, .75]), 1.0, np.std([10, 20, 60])])
+    assert stats.genres == ["pop", "rock"]          # from the train split only
+    assert TabularStats.from_json(stats.to_json()) == stats
+
+
+def test_encoding_standardises_and_marks_missing():
+    stats = TabularStats(["x", "y"], [2.0, 10.0], [2.0, 5.0], ["pop", "rock"], 8, 16)
+    pdf = pd.DataFrame({"x": [4.0, None, np.nan], "y": [10.0, 0.0, None], "genre": ["rock", "jazz", None]})
+    enc = encode_tabular(pdf, stats)
+    assert enc.dtype == np.float32 and enc.shape == (3, stats.width) == (3, 7)
+    np.testing.assert_array_equal(enc, np.array([
+        # z(x)  z(y)  miss_x miss_y  pop rock unknown
+        [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, -2.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+    ], np.float32))
+    # a column absent from the input is missing everywhere
+    np.testing.assert_array_equal(encode_tabular(pdf[["x"]], stats)[:, 3], [1.0, 1.0, 1.0])
+
+
+def test_mel_arrays_fixed_length_and_has_audio():
+    good = bytes(range(6))
+    pdf = pd.DataFrame({"mel": [good, None, good, b"\x01\x02"], "status": ["ok", "missing", "silent", "ok"]})
+    mels, has = dataset.mel_arrays(pdf, 2, 3)
+    assert mels == [good, bytes(6), bytes(6), bytes(6)]
+    np.testing.assert_array_equal(has, [1.0, 0.0, 0.0, 0.0])
+
+
+def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
+    examples, spectrograms = synth_frames(spark, 7)
+    feats = feature_columns(examples)
+    stats = compute_stats(examples.where("split = 'train'"), feats, N_MELS, N_FRAMES)
+    rows = dataset.training_rows(dataset.join_spectrograms(examples.where("cutoff = '2025-03-01'"), spectrograms),
+                                 stats, include_audio=True)
+    expected = {r.track_id: r for r in rows.collect()}
+    assert sorted(expected) == [f"t{i:03d}" for i in range(7)]
+    assert expected["t003"].has_audio == 0.0 and expected["t003"].mel == bytearray(N_MELS * N_FRAMES)
+    assert expected["t001"].has_audio == 1.0
+    assert len(expected["t000"].tabular) == stats.width == 2 * 4 + 3 + 1
+    conv = dataset.make_converter(spark, cfg, rows, 2)
+    try:
+        assert dataset.shard_rows(conv.file_urls, 2) in ([4, 3], [3, 4])
+        seen = {}
+        with conv.make_tf_dataset(batch_size=7, num_epochs=1, workers_count=1) as ds:
+            for batch in ds:
+                x, hit, pop = dataset.to_model_inputs(batch, N_MELS, N_FRAMES, include_audio=True)
+                assert x["mel"].shape[1:] == (N_MELS, N_FRAMES) and x["tabular"].shape[1] == stats.width
+                assert x["has_audio"].shape[1] == 1 and hit.shape[1] == 1 and pop.shape[1] == 1
+                for i, tid in enumerate(batch.track_id.numpy()):
+                    seen[tid.decode()] = (x["mel"][i].numpy(), x["tabular"][i].numpy(), float(hit[i, 0]))
+    finally:
+        conv.delete()
+    assert sorted(seen) == sorted(expected)
+    for tid, (mel, tab, hit) in seen.items():
+        r = expected[tid]
+        want = np.frombuffer(bytes(r.mel), np.uint8).reshape(N_MELS, N_FRAMES).astype(np.float32) / 255
+        np.testing.assert_allclose(mel, want, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(tab, np.asarray(r.tabular, np.float32), rtol=0, atol=0)
+        assert hit == r.is_hit
