@@ -190,6 +190,23 @@ class TrainSection:
 
 
 @dataclass
+class EvaluateSection:
+    """Evaluation: ablations, the GBT baseline, report settings and the real-data run."""
+
+    #: Keras variants trained beside the configured one (same code path, same data).
+    ablations: list[str] = field(default_factory=lambda: ["tabular", "audio"])
+    gbt: bool = True
+    gbt_iterations: int = 60
+    gbt_max_depth: int = 4
+    #: Groups (genre, release period) with fewer test rows are left out of the breakdowns.
+    min_group_rows: int = 20
+    calibration_bins: int = 10
+    #: The Spotify hit-predictor CSVs (relative to paths.root).
+    hit_predictor_dir: str = "../shared/data/spotify-hit-predictor"
+    hit_predictor_epochs: int = 30
+
+
+@dataclass
 class ScoreSection:
     """Catalog-wide scoring."""
 
@@ -208,6 +225,7 @@ class Config:
     features: FeaturesSection = field(default_factory=FeaturesSection)
     dsp: DspSection = field(default_factory=DspSection)
     train: TrainSection = field(default_factory=TrainSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     score: ScoreSection = field(default_factory=ScoreSection)
     #: The file this configuration was loaded from (for lineage).
     source: str = ""

@@ -51,6 +51,7 @@ CATALOG = StructType([
     StructField("updated_at", TimestampType()),
     StructField("source_file", StringType()),
     StructField("ingested_at", TimestampType()),
+    StructField("record_hash", StringType()),        # sha256 of the contract columns (change detection)
 ])
 
 ENGAGEMENT_EVENTS = StructType([
@@ -73,6 +74,7 @@ QUARANTINE = StructType([
     StructField("record_hash", StringType()),
     StructField("reason", StringType()),
     StructField("ingested_at", TimestampType()),
+    StructField("detail", StringType()),             # e.g. the offending column (hitcast.ingest.reasons)
 ])
 
 #: Label columns of ``training_examples`` (never model inputs).

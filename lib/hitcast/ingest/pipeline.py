@@ -1,0 +1,123 @@
+"""The ingest run: catalog first (so events can be linked to it), then events, then quarantine."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import reduce
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hitcast.config import Config
+from hitcast.errors import ConfigError
+from hitcast.ingest import reasons as R
+from hitcast.ingest.catalog import (CATALOG_UPDATE_WHEN, catalog_rows, classify_catalog, read_catalog_files,
+                                    resolve_collisions)
+from hitcast.ingest.delta_io import flag_known_tracks, merge
+from hitcast.ingest.events import classify_events, event_rows, read_event_files
+from hitcast.ingest.quarantine import KEYS as QKEYS
+from hitcast.ingest.quarantine import quarantine_rows
+from hitcast.ingest.summary import IngestSummary, SourceSummary
+from hitcast.tables import table_exists
+
+log = logging.getLogger(__name__)
+
+
+def resolve_now(cfg: Config) -> dt.datetime:
+    """``ingest.now`` (ISO date or date-time, UTC) or the wall clock, as a naive UTC datetime."""
+    if not cfg.ingest.now:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    try:
+        value = dt.datetime.fromisoformat(cfg.ingest.now.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"ingest.now: {cfg.ingest.now!r} is not an ISO date/time") from exc
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _reason_counts(df: DataFrame) -> tuple[int, dict[str, int]]:
+    rows = df.groupBy("reason").count().collect()
+    total = sum(r["count"] for r in rows)
+    return total, {r["reason"]: int(r["count"]) for r in rows if r["reason"] is not None}
+
+
+def ingest_catalog(spark: SparkSession, cfg: Config, now: F.Column, summary: IngestSummary) -> DataFrame | None:
+    """Classify, resolve and MERGE the catalog; returns its quarantine rows (or None without files)."""
+    frames = read_catalog_files(spark, cfg)
+    s = summary.catalog
+    s.files = len(frames)
+    if not frames:
+        log.warning("no catalog file under %s", cfg.path(cfg.ingest.catalog_path))
+        return None
+    classified = reduce(lambda a, b: a.unionByName(b), [classify_catalog(f, cfg.ingest.catalog_required)
+                                                        for f in frames]).persist(StorageLevel.MEMORY_AND_DISK)
+    s.rows_read, s.quarantined = _reason_counts(classified)
+    resolved = resolve_collisions(classified.where(F.col("reason").isNull())).persist(StorageLevel.MEMORY_AND_DISK)
+    stats = resolved.groupBy("outcome").agg(F.count(F.lit(1)).alias("n"),
+                                             F.countDistinct(F.when(F.col("n_rows") > 1, F.col("track_id")))
+                                             .alias("ids")).collect()
+    by = {r["outcome"]: int(r["n"]) for r in stats}
+    summary.catalog_collisions = int(resolved.where("n_rows > 1").select("track_id").distinct().count())
+    summary.catalog_updates, summary.catalog_identical = by.get("update", 0), by.get("identical", 0)
+    if by.get("duplicate"):
+        s.quarantined[R.DUPLICATE_TRACK_ID] = by["duplicate"]
+    s.rows_valid = by.get("winner", 0)
+    s.rows_inserted, s.rows_updated = merge(spark, catalog_rows(resolved, now), cfg.table("catalog"),
+                                            ["track_id"], CATALOG_UPDATE_WHEN)
+    dups = (resolved.where(F.col("outcome") == "duplicate")
+            .select("source_file", "raw_record", F.lit(R.DUPLICATE_TRACK_ID).alias("reason"),
+                    F.concat(F.lit("track_id="), F.col("track_id")).alias("detail")))
+    bad = classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+    return bad.unionByName(dups)
+
+
+def ingest_events(spark: SparkSession, cfg: Config, now: F.Column, summary: IngestSummary) -> DataFrame | None:
+    """Classify, de-duplicate and MERGE the events; returns their quarantine rows (or None)."""
+    raw = read_event_files(spark, cfg)
+    s = summary.events
+    if raw is None:
+        log.warning("no event file under %s", cfg.path(cfg.ingest.events_path))
+        return None
+    s.files = raw.select("source_file").distinct().count()
+    classified = classify_events(raw, now, cfg.ingest.future_tolerance_hours).persist(StorageLevel.DISK_ONLY)
+    s.rows_read, s.quarantined = _reason_counts(classified)
+    s.rows_valid = s.rows_read - sum(s.quarantined.values())
+    cat_loc = cfg.table("catalog")
+    if table_exists(spark, cat_loc):
+        known = spark.read.format("delta").load(cat_loc).select("track_id")
+    else:
+        known = spark.createDataFrame([], "track_id string")
+    good = event_rows(classified.where(F.col("reason").isNull()), known, now)
+    summary.unknown_track_events = good.where(~F.col("known_track")).count()
+    s.rows_inserted, _ = merge(spark, good.repartition("event_date"), cfg.table("engagement_events"),
+                               ["event_id"], None, partition_by=["event_date"])
+    summary.known_track_flipped = flag_known_tracks(spark, cfg.table("engagement_events"), cat_loc)
+    return classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+
+
+def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
+    """Load the raw catalog and events into Delta; bad records go to ``quarantine``.
+
+    Re-running over the same files changes no table (MERGE on keys, insert-only for events and
+    quarantine, catalog rows updated only when a row wins by the collision rule and differs).
+
+    Returns
+    -------
+    IngestSummary
+        Also logged.
+    """
+    now_value = resolve_now(cfg)
+    now = F.lit(now_value.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
+    log.info("ingest with now = %s UTC (future tolerance %s h)", now_value, cfg.ingest.future_tolerance_hours)
+    summary = IngestSummary()
+    for source, step, part in (("catalog", ingest_catalog, summary.catalog),
+                               ("events", ingest_events, summary.events)):
+        bad = step(spark, cfg, now, summary)
+        if bad is not None:
+            q = quarantine_rows(bad, source, now)
+            part.quarantine_inserted, _ = merge(spark, q, cfg.table("quarantine"), QKEYS, None)
+    spark.catalog.clearCache()
+    summary.log()
+    return summary

@@ -1,0 +1,127 @@
+"""Read raw files with explicit schemas: every source column arrives as a string.
+
+- CSV: the header names the columns; the schema is all ``string`` (no inference), options from
+  ``ingest.csv_options``.
+- JSON lines: each line is parsed as ``map<string,string>``; a line that is not a JSON object gives
+  a null map (``malformed`` = true). Scalars keep their JSON text (``5``, ``true``, ``1.5``).
+- Parquet: the file's own schema, each column cast to string.
+
+Every reader returns ``DataFrame[source_file string, row_pos long, raw_record string, malformed boolean,
+<source columns> string]``; ``raw_record`` is the line (JSON) or the row as JSON (CSV, Parquet).
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from hitcast.errors import InputContractError
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
+META = ["source_file", "row_pos", "raw_record", "malformed"]
+
+
+def list_files(location: str | Path, fmt: str = "auto") -> list[tuple[Path, str]]:
+    """Input files at ``location`` (a file, a folder or a glob), sorted by name, with their format.
+
+    Hidden files and names starting with ``_`` are skipped. With ``fmt = "auto"`` the format comes
+    from the extension (:data:`EXTENSIONS`); files of unknown extension are skipped with a warning.
+
+    Raises
+    ------
+    InputContractError
+        For an unknown ``fmt``.
+    """
+    if fmt not in ("auto", "csv", "json", "parquet"):
+        raise InputContractError(f"unknown input format {fmt!r} for {location} (auto, csv, json, parquet)")
+    loc = Path(location)
+    if loc.is_dir():
+        paths = [p for p in loc.rglob("*") if p.is_file()]
+    elif loc.is_file():
+        paths = [loc]
+    else:
+        paths = [Path(p) for p in glob.glob(str(loc)) if Path(p).is_file()]
+    out = []
+    for p in sorted(paths, key=lambda q: (q.name, str(q))):
+        if p.name.startswith((".", "_")):
+            continue
+        kind = EXTENSIONS.get(p.suffix.lower()) if fmt == "auto" else fmt
+        if kind is None:
+            log.warning("skipping %s: unknown extension (set the *_format option)", p)
+            continue
+        out.append((p, kind))
+    return out
+
+
+def _csv_header(path: Path, options: dict[str, str]) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        row = next(csv.reader(fh, delimiter=options.get("delimiter", options.get("sep", ",")),
+                              quotechar=options.get("quote", '"')), [])
+    return [c.strip() for c in row]
+
+
+def read_csv(spark: SparkSession, path: Path, options: dict[str, str]) -> DataFrame:
+    """One CSV file with an all-string schema from its header."""
+    cols = _csv_header(path, options)
+    if not cols:
+        raise InputContractError(f"{path}: empty CSV file (no header)")
+    schema = StructType([StructField(c, StringType()) for c in cols])
+    df = spark.read.options(**{**options, "header": "true", "mode": "PERMISSIVE"}).schema(schema).csv(str(path))
+    return df.select(F.lit(path.name).alias("source_file"), F.monotonically_increasing_id().alias("row_pos"),
+                     F.to_json(F.struct(*[F.col(f"`{c}`") for c in cols])).alias("raw_record"),
+                     F.lit(False).alias("malformed"), *[F.col(f"`{c}`") for c in cols])
+
+
+def read_json_lines(spark: SparkSession, paths: list[Path], columns: list[str] | None = None) -> DataFrame:
+    """JSON lines files; ``columns`` names the keys to extract (default: every key seen)."""
+    raw = (spark.read.text([str(p) for p in paths])
+           .select(F.col("_metadata.file_name").alias("source_file"),
+                   F.monotonically_increasing_id().alias("row_pos"), F.col("value").alias("raw_record"))
+           .where(F.trim("raw_record") != "")
+           .withColumn("_m", F.from_json("raw_record", "map<string,string>")))
+    if columns is None:
+        keys = raw.select(F.explode(F.map_keys("_m")).alias("k")).distinct().collect()
+        columns = sorted(r["k"] for r in keys)
+    return raw.select("source_file", "row_pos", "raw_record", F.col("_m").isNull().alias("malformed"),
+                      *[F.col("_m").getItem(c).alias(c) for c in columns])
+
+
+def read_parquet(spark: SparkSession, path: Path) -> DataFrame:
+    """One Parquet file, its columns cast to string."""
+    df = spark.read.parquet(str(path))
+    cols = df.columns
+    return df.select(F.lit(path.name).alias("source_file"), F.monotonically_increasing_id().alias("row_pos"),
+                     F.to_json(F.struct(*[F.col(f"`{c}`") for c in cols])).alias("raw_record"),
+                     F.lit(False).alias("malformed"), *[F.col(f"`{c}`").cast("string").alias(c) for c in cols])
+
+
+def read_any(spark: SparkSession, path: Path, fmt: str, csv_options: dict[str, str],
+             columns: list[str] | None = None) -> DataFrame:
+    """Dispatch on ``fmt`` (csv | json | parquet) for one file."""
+    if fmt == "csv":
+        return read_csv(spark, path, csv_options)
+    if fmt == "json":
+        return read_json_lines(spark, [path], columns)
+    return read_parquet(spark, path)
+
+
+def apply_mapping(df: DataFrame, mapping: dict[str, str], derived: dict[str, str]) -> DataFrame:
+    """Add ``derived`` columns (SQL over source columns), then rename ``mapping`` source -> contract.
+
+    Source columns that a mapping renames away are dropped if the contract name already exists.
+    """
+    for name, sql in derived.items():
+        df = df.withColumn(name, F.expr(sql).cast("string"))
+    for src, dst in mapping.items():
+        if src in df.columns and src != dst:
+            if dst in df.columns:
+                df = df.drop(dst)
+            df = df.withColumnRenamed(src, dst)
+    return df

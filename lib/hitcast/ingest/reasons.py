@@ -1,0 +1,44 @@
+"""Stable snake_case reasons a raw record is quarantined (``quarantine.reason``).
+
+=============================  ========  ===============================================================
+reason                         source    meaning (``quarantine.detail`` says more)
+=============================  ========  ===============================================================
+``malformed_json``             both      the line is not a JSON object
+``missing_required_column``    catalog   the file (after column mapping) lacks a required column
+``missing_track_id``           both      ``track_id`` is null or empty
+``missing_required_value``     catalog   another required column is null or empty (detail: column)
+``bad_release_date``           catalog   ``release_date`` is missing or not a date (yyyy-MM-dd...)
+``bad_value``                  catalog   a typed optional column does not parse (detail: column)
+``duplicate_track_id``         catalog   same ``track_id`` and ``updated_at`` as the winning row, other data
+``missing_event_id``           events    ``event_id`` is null or empty
+``unknown_event_type``         events    ``event_type`` is not one of play, skip, save, playlist_add, share
+``bad_event_time``             events    ``event_time`` is missing or not an ISO-8601 time
+``bad_ms_played``              events    ``ms_played`` is not a number
+``negative_ms_played``         events    ``ms_played`` < 0
+``future_event_time``          events    ``event_time`` > now + ``ingest.future_tolerance_hours``
+``duplicate_event``            events    a later copy of an ``event_id`` (the first, by file name and
+                                         position, is kept)
+=============================  ========  ===============================================================
+
+Not quarantined: an event for a track the catalog does not hold (kept with ``known_track = false``,
+flipped to true when the catalog gets the track), and a catalog row superseded by one with a later
+``updated_at`` (an update, counted as a collision).
+"""
+MALFORMED_JSON = "malformed_json"
+MISSING_REQUIRED_COLUMN = "missing_required_column"
+MISSING_TRACK_ID = "missing_track_id"
+MISSING_REQUIRED_VALUE = "missing_required_value"
+BAD_RELEASE_DATE = "bad_release_date"
+BAD_VALUE = "bad_value"
+DUPLICATE_TRACK_ID = "duplicate_track_id"
+MISSING_EVENT_ID = "missing_event_id"
+UNKNOWN_EVENT_TYPE = "unknown_event_type"
+BAD_EVENT_TIME = "bad_event_time"
+BAD_MS_PLAYED = "bad_ms_played"
+NEGATIVE_MS_PLAYED = "negative_ms_played"
+FUTURE_EVENT_TIME = "future_event_time"
+DUPLICATE_EVENT = "duplicate_event"
+
+ALL = [MALFORMED_JSON, MISSING_REQUIRED_COLUMN, MISSING_TRACK_ID, MISSING_REQUIRED_VALUE, BAD_RELEASE_DATE,
+       BAD_VALUE, DUPLICATE_TRACK_ID, MISSING_EVENT_ID, UNKNOWN_EVENT_TYPE, BAD_EVENT_TIME, BAD_MS_PLAYED,
+       NEGATIVE_MS_PLAYED, FUTURE_EVENT_TIME, DUPLICATE_EVENT]
