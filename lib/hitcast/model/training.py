@@ -73,7 +73,7 @@ def version_config(cfg: Config, variant: str) -> dict[str, Any]:
 def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrograms: DataFrame | None,
                 inputs: dict[str, Any], variant: str | None = None, force: bool = False,
                 train_split: str = "train", validation_split: str = "validation",
-                exclude_features: Sequence[str] = ()) -> TrainOutcome:
+                exclude_features: Sequence[str] = (), version_prefix: str | None = None) -> TrainOutcome:
     """Train one model version on ``cfg.train.workers`` barrier tasks and register it.
 
     Parameters
@@ -88,6 +88,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
         ``fused`` | ``tabular`` | ``audio`` (default ``cfg.train.variant``).
     force : bool
         Retrain even when the version exists.
+    version_prefix : str, optional
+        Prefix of the version name (default: the variant), e.g. ``hitpredictor-tabular``.
 
     Returns
     -------
@@ -95,7 +97,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     """
     variant = variant or cfg.train.variant
     audio = "mel" in input_names(variant)
-    version = registry.model_version(variant, inputs, version_config(cfg, variant))
+    version = registry.model_version(version_prefix or variant, inputs, version_config(cfg, variant))
     path = registry.version_dir(cfg, version)
     if not force and registry.version_exists(spark, cfg, version):
         log.info("model version %s already exists at %s: skipping training (use --force to retrain)", version, path)

@@ -1,0 +1,44 @@
+"""The limit: the F1 of the demo generator's ground-truth hit probabilities on the same test set.
+
+The generator knows each track's true P(hit) given its latents; no model can do better on average.
+Its threshold is chosen on validation exactly like a model's, and the gap to the fused model is reported.
+"""
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from hitcast.config import Config
+from hitcast.evaluation.ablations import KEY, ModelResult, assess
+
+log = logging.getLogger(__name__)
+
+
+def load_truth_or_reason(cfg: Config) -> tuple[pd.DataFrame | None, str]:
+    """``(truth, "")`` or ``(None, reason)`` when the ground truth is unavailable (not a demo catalog)."""
+    try:
+        from hitcast.demo.truth import load_truth
+    except ImportError as exc:
+        return None, f"hitcast.demo.truth is not available ({exc})"
+    try:
+        truth = load_truth(cfg)
+    except (FileNotFoundError, OSError, KeyError, ValueError) as exc:
+        return None, f"no ground truth for this catalog under {cfg.path(cfg.paths.raw)} ({exc})"
+    return truth, ""
+
+
+def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, min_group_rows: int = 20) -> ModelResult | None:
+    """Assess ``true_hit_probability`` as if it were a model's score on ``rows`` (validation + test).
+
+    Rows without a ground-truth probability are left out (logged); ``None`` when none match.
+    """
+    t = truth[["track_id", "cutoff", "true_hit_probability"]].copy()
+    t["cutoff"] = t["cutoff"].astype(str)
+    merged = rows.merge(t, on=KEY, how="inner")
+    if len(merged) < len(rows):
+        log.warning("ground truth covers %d of %d evaluation rows", len(merged), len(rows))
+    if merged.empty:
+        return None
+    return assess("ground truth", "generator", merged.drop(columns=["true_hit_probability"]),
+                  merged["true_hit_probability"].to_numpy(), min_group_rows)
