@@ -111,6 +111,9 @@ class IngestSection:
                                                                  "audio_path"])
     #: Source column -> contract column for engagement events in another layout.
     events_column_mapping: dict[str, str] = field(default_factory=dict)
+    #: Physical partitioning of ``engagement_events`` (e.g. ``[event_date]`` on a cluster); none by default,
+    #: because a small catalog would get one tiny file per day.
+    events_partition_by: list[str] = field(default_factory=list)
     #: CSV options for catalog files (header, delimiter, quote, escape ...).
     csv_options: dict[str, str] = field(default_factory=lambda: {"header": "true", "escape": '"'})
 
@@ -203,7 +206,11 @@ class EvaluateSection:
     calibration_bins: int = 10
     #: The Spotify hit-predictor CSVs (relative to paths.root).
     hit_predictor_dir: str = "../shared/data/spotify-hit-predictor"
-    hit_predictor_epochs: int = 30
+    hit_predictor_epochs: int = 40
+    hit_predictor_dense_units: int = 128
+    hit_predictor_dropout: float = 0.1
+    hit_predictor_batch_size: int = 128
+    hit_predictor_learning_rate: float = 0.002
 
 
 @dataclass

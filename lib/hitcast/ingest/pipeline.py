@@ -91,8 +91,9 @@ def ingest_events(spark: SparkSession, cfg: Config, now: F.Column, summary: Inge
         known = spark.createDataFrame([], "track_id string")
     good = event_rows(classified.where(F.col("reason").isNull()), known, now)
     summary.unknown_track_events = good.where(~F.col("known_track")).count()
-    s.rows_inserted, _ = merge(spark, good.repartition("event_date"), cfg.table("engagement_events"),
-                               ["event_id"], None, partition_by=["event_date"])
+    parts = list(cfg.ingest.events_partition_by)
+    s.rows_inserted, _ = merge(spark, good.repartition(*parts) if parts else good, cfg.table("engagement_events"),
+                               ["event_id"], None, partition_by=parts)
     summary.known_track_flipped = flag_known_tracks(spark, cfg.table("engagement_events"), cat_loc)
     return classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
 

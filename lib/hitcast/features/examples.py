@@ -1,0 +1,118 @@
+"""Rows of ``training_examples`` and of catalog scoring, built by ONE function so they cannot drift.
+
+Column contract (both tables)::
+
+    ID_COLUMNS       track_id string, cutoff date, [split string], artist_id, artist_name, genre string,
+                     release_date date, cold_start boolean
+    features         every column of :func:`feature_columns` (double, nullable)
+    LABEL_COLUMNS    [future_plays long, popularity double, is_hit int]   (training_examples only)
+
+Metadata features: ``duration_s``, ``explicit`` (0/1), the Spotify-style audio features and
+``days_since_release`` (T - release_date; negative for a track not yet released). ``known_label`` from
+the catalog is NOT a feature (it is a label some sources carry).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from hitcast.config import Config
+from hitcast.features.artist import artist_columns, artist_features
+from hitcast.features.engagement import (cutoff_frame, engagement_columns, engagement_features, listener_counts,
+                                         track_aggregates)
+from hitcast.features.labels import add_labels, future_plays, in_cohort
+from hitcast.features.splits import add_split
+from hitcast.schemas import AUDIO_FEATURES, ID_COLUMNS, LABEL_COLUMNS
+
+log = logging.getLogger(__name__)
+
+METADATA_COLUMNS = ["duration_s", "explicit", *AUDIO_FEATURES, "days_since_release"]
+SCORING_ID_COLUMNS = [c for c in ID_COLUMNS if c != "split"]
+
+
+def feature_columns(windows: list[int]) -> list[str]:
+    """Every numeric feature column, in output order."""
+    return METADATA_COLUMNS + engagement_columns(windows) + artist_columns(windows)
+
+
+def _date(value: str | dt.date) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def features_for_cutoffs(catalog: DataFrame, events: DataFrame, cutoffs: list[str | dt.date],
+                         cfg: Config) -> DataFrame:
+    """Features of EVERY catalog track at each cutoff, from events strictly before it (one pass).
+
+    Returns
+    -------
+    DataFrame, one row per (catalog track, cutoff): ``SCORING_ID_COLUMNS`` + :func:`feature_columns`.
+    """
+    spark = catalog.sparkSession
+    windows = sorted(cfg.features.windows_days)
+    cuts = cutoff_frame(spark, [_date(c) for c in cutoffs])
+    tracks = (catalog.select("track_id", "artist_id", "artist_name", "genre", "release_date", "duration_ms",
+                             "explicit", *AUDIO_FEATURES)
+              .crossJoin(F.broadcast(cuts.select("cutoff"))))
+    aggs = track_aggregates(events, cuts, windows)
+    eng = engagement_features(tracks, aggs, listener_counts(events, cuts, windows), windows)
+    art = artist_features(tracks, aggs, windows)
+    meta = {
+        "duration_s": F.col("duration_ms") / 1000.0,
+        "explicit": F.col("explicit").cast("double"),
+        **{c: F.col(c) for c in AUDIO_FEATURES},
+        "days_since_release": F.datediff(F.col("cutoff"), F.col("release_date")),
+    }
+    out = eng.join(art, ["track_id", "cutoff"], "left")
+    feats = [meta[c].cast("double").alias(c) if c in meta else F.col(c).cast("double")
+             for c in feature_columns(windows)]
+    return out.select(*[F.col(c) for c in SCORING_ID_COLUMNS], *feats)
+
+
+def features_as_of(catalog: DataFrame, events: DataFrame, as_of: str | dt.date, cfg: Config) -> DataFrame:
+    """Features of EVERY catalog track as of ``as_of`` (for catalog scoring).
+
+    Parameters
+    ----------
+    catalog : DataFrame
+        The ``catalog`` table (:data:`hitcast.schemas.CATALOG`), unique on ``track_id``.
+    events : DataFrame
+        ``engagement_events`` (at least track_id, user_id, event_type, event_time, ms_played).
+    as_of : date or ISO string
+        The cutoff T (00:00 UTC); only events with ``event_time < T`` are used.
+
+    Returns
+    -------
+    DataFrame, one row per catalog track whatever its release date: ``SCORING_ID_COLUMNS``
+    (``cutoff`` = ``as_of``) + :func:`feature_columns`, exactly as in ``training_examples``.
+    """
+    return features_for_cutoffs(catalog, events, [as_of], cfg)
+
+
+def build_training_examples(catalog: DataFrame, events: DataFrame, cfg: Config) -> DataFrame:
+    """``training_examples``: :func:`features_for_cutoffs` over every cutoff, each cutoff's cohort only,
+    plus labels and split.
+
+    Returns
+    -------
+    DataFrame, one row per (track_id, cutoff) with ``ID_COLUMNS`` + :func:`feature_columns` +
+    ``LABEL_COLUMNS`` (see :mod:`hitcast.features.labels` and :mod:`hitcast.features.splits`).
+    """
+    fs = cfg.features
+    rows = features_for_cutoffs(catalog, events, list(fs.cutoffs), cfg)
+    cohort = rows.where(in_cohort(F.col("release_date"), F.col("cutoff"), fs.cold_start_days))
+    cuts = cutoff_frame(catalog.sparkSession, [_date(c) for c in fs.cutoffs])
+    labelled = add_split(add_labels(cohort, future_plays(events, cuts, fs.horizon_days), fs.hit_share), fs)
+    return labelled.select(*ID_COLUMNS, *feature_columns(sorted(fs.windows_days)), *LABEL_COLUMNS)
+
+
+def write_training_examples(spark: SparkSession, df: DataFrame, cfg: Config) -> int:
+    """Overwrite ``training_examples`` with ``df`` (same inputs => same content); returns its row count."""
+    location = cfg.table("training_examples")
+    (df.repartition(max(1, len(cfg.features.cutoffs)), "cutoff").sortWithinPartitions("cutoff", "track_id")
+     .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location))
+    n = spark.read.format("delta").load(location).count()
+    log.info("training_examples: %d rows over %d cutoffs at %s", n, len(cfg.features.cutoffs), location)
+    return n
