@@ -154,7 +154,7 @@ def run_scoring(spark: SparkSession, cfg: Config, version: str | None = None,
         Features use events strictly before this date (default: ``cfg.features.score_as_of`` or the
         day after the last event).
     """
-    from hitcast.features import features_as_of
+    from hitcast.features.examples import features_as_of
     from hitcast.model.bundle import resolve_model
 
     model_version, model_path = resolve_model(spark, cfg, version or cfg.score.model_version)
