@@ -114,3 +114,10 @@ def test_ogg_streams_of_unknown_length_are_read_up_to_the_cap(tmp_path):
             pytest.skip(f"this libvorbis build kept a readable length ({f.frames} frames)")
     result = compute_clip(str(path), DSP)
     assert (result.status, result.error) == ("empty", f"{path}: no audio frames could be decoded")
+
+
+def test_an_unexpected_failure_becomes_status_error(files):
+    result = compute_clip(str(files / "plain.flac"), DspSection(clip_seconds=2.0, crop="diagonal"))
+    assert (result.status, result.db) == ("error", None)
+    assert result.error == (f"{files / 'plain.flac'}: unexpected ValueError: dsp.crop must be 'center' or 'start', "
+                            "got 'diagonal'")

@@ -226,10 +226,10 @@ def describe_files(spark: SparkSession, folder: str | os.PathLike[str], dsp: Dsp
     list of dict
         Keys ``track_id, status, error, n_mels, n_frames, duration_s, sample_rate, channels``, sorted by file.
     """
-    tracks = audio_dir_tracks(spark, folder)
-    n = len(audio_dir_files(folder))
+    files = audio_dir_files(folder)
+    tracks = spark.createDataFrame([(f, f) for f in files], "track_id string, audio_path string")
     rows = compute_rows(with_previous(tracks, None), dsp, [os.fspath(folder)],
-                        partitions_for(spark, n, dsp.tracks_per_partition))
+                        partitions_for(spark, len(files), dsp.tracks_per_partition))
     return report_rows(rows)
 
 
