@@ -6,7 +6,7 @@ from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from hitcast.tables import table_exists
+from hitcast.tables import table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,13 @@ def merge(spark: SparkSession, df: DataFrame, location: str, keys: Sequence[str]
         log.info("created Delta table %s", location)
         return m.get("numOutputRows", 0), 0
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    before = table_version(spark, location)
     builder = DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), cond)
     if update_when is not None:
         builder = builder.whenMatchedUpdateAll(condition=update_when)
     builder.whenNotMatchedInsertAll().execute()
+    if table_version(spark, location) == before:   # a MERGE that changes nothing commits nothing
+        return 0, 0
     m = _last_metrics(spark, location)
     return m.get("numTargetRowsInserted", 0), m.get("numTargetRowsUpdated", 0)
 
@@ -59,6 +62,9 @@ def flag_known_tracks(spark: SparkSession, events_location: str, catalog_locatio
     ids = spark.read.format("delta").load(catalog_location).select("track_id").join(unknown, "track_id")
     if ids.isEmpty():
         return 0
+    before = table_version(spark, events_location)
     (events.alias("t").merge(ids.alias("s"), "t.track_id = s.track_id AND NOT t.known_track")
      .whenMatchedUpdate(set={"known_track": "true"}).execute())
+    if table_version(spark, events_location) == before:
+        return 0
     return _last_metrics(spark, events_location).get("numTargetRowsUpdated", 0)
