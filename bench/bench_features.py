@@ -1,0 +1,132 @@
+"""Benchmark: generate a large catalog (default 100,000 tracks, >= 10 million events), ingest it, and time
+the features job, sampling the peak memory (RSS from /proc) of the driver, the JVM and the Python workers.
+
+    bench/bench_features.py --conf conf/local.yaml [--tracks 100000] [--events-per-track 110] [--pool 200]
+
+Data lands under data/bench/ (git-ignored). In local mode the JVM is the driver and the executors at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from hitcast.cli import config_from_args, job_parser
+from hitcast.demo.generate import generate_demo
+from hitcast.features.examples import build_training_examples, write_training_examples
+from hitcast.ingest.pipeline import run_ingest
+from hitcast.spark import build_session
+from hitcast.tables import read_table
+
+log = logging.getLogger("hitcast.bench.features")
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children() -> dict[int, tuple[int, str]]:
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(d)] = (ppid, cmd)
+    return out
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS (MiB) of this driver process, its JVM and its Python workers, sampled every ``period`` s."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.period, self.stop_flag = period, threading.Event()
+        self.peak = {"driver_python": 0.0, "jvm": 0.0, "python_worker_max": 0.0, "python_workers_sum": 0.0}
+
+    def sample(self) -> None:
+        me = os.getpid()
+        procs = _children()
+        descendants, frontier = set(), {me}
+        while frontier:
+            frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in descendants}
+            descendants |= frontier
+        jvm = sum(_rss_kib(p) for p in descendants if "java" in procs[p][1].split(" ")[0])
+        workers = [_rss_kib(p) for p in descendants if "pyspark.daemon" in procs[p][1] or "pyspark.worker"
+                   in procs[p][1]]
+        vals = {"driver_python": _rss_kib(me), "jvm": jvm, "python_worker_max": max(workers, default=0),
+                "python_workers_sum": sum(workers)}
+        for k, v in vals.items():
+            self.peak[k] = max(self.peak[k], v / 1024.0)
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            self.sample()
+            time.sleep(self.period)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser("bench_features.py", "Generate a large catalog, ingest it and time the features job "
+                        "(wall time, events/s, peak RSS of driver, JVM and Python workers).")
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--events-per-track", type=float, default=110.0)
+    parser.add_argument("--pool", type=int, default=200, help="distinct audio files (tracks reuse them)")
+    parser.add_argument("--out", default="data/bench", help="folder for raw data and tables")
+    parser.add_argument("--skip-generate", action="store_true", help="reuse data already generated in --out")
+    args = parser.parse_args(argv)
+    args.overrides = [*args.overrides, f"paths.raw={args.out}/raw", f"paths.warehouse={args.out}/warehouse",
+                      f"paths.audio_roots=[{args.out}/raw/audio]", f"ingest.catalog_path={args.out}/raw/catalog",
+                      f"ingest.events_path={args.out}/raw/events", f"demo.audio_pool={args.pool}",
+                      f"demo.events_per_track={args.events_per_track}", "demo.mc_draws=20",
+                      "ingest.now=2026-06-01"]
+    cfg = config_from_args(args)
+    sampler = MemorySampler()
+    sampler.start()
+    spark = build_session(cfg, "hitcast-bench-features")
+    times = {}
+    if not args.skip_generate:
+        t0 = time.perf_counter()
+        res = generate_demo(spark, cfg, tracks=args.tracks)
+        times["generate"] = time.perf_counter() - t0
+        log.info("generated %d tracks, %d events in %.0f s", res.tracks, res.events, times["generate"])
+        t0 = time.perf_counter()
+        summary = run_ingest(spark, cfg)
+        times["ingest"] = time.perf_counter() - t0
+        log.info("ingested %d events in %.0f s (%.0f events/s)", summary.events.rows_inserted, times["ingest"],
+                 summary.events.rows_read / times["ingest"])
+    mem_before = dict(sampler.peak)
+    sampler.peak = dict.fromkeys(sampler.peak, 0.0)
+    events = read_table(spark, cfg, "engagement_events")
+    n_events = events.count()
+    t0 = time.perf_counter()
+    catalog = read_table(spark, cfg, "catalog")
+    n_rows = write_training_examples(spark, build_training_examples(catalog, events, cfg), cfg)
+    times["features"] = time.perf_counter() - t0
+    sampler.stop_flag.set()
+    sampler.sample()
+    print(f"catalog tracks: {catalog.count()}, engagement events: {n_events}, training examples: {n_rows}")
+    for k, v in times.items():
+        print(f"{k:>9}: {v:8.1f} s")
+    print(f"features: {n_events / times['features']:,.0f} events/s over {len(cfg.features.cutoffs)} cutoffs")
+    print("peak RSS (MiB) during generate+ingest:", {k: round(v) for k, v in mem_before.items()})
+    print("peak RSS (MiB) during features:       ", {k: round(v) for k, v in sampler.peak.items()})
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
