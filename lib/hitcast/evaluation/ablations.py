@@ -48,11 +48,12 @@ class ModelResult:
 
 def eval_rows(examples: DataFrame, spectrograms: DataFrame | None,
               splits: tuple[str, ...] = ("validation", "test")) -> pd.DataFrame:
-    """Validation and test examples with their spectrograms, as pandas (what the bundle scores).
+    """Labelled validation and test examples with their spectrograms, as pandas (what the bundle scores).
 
     Adds ``cutoff`` as ISO string and ``period`` (release quarter).
     """
-    pdf = join_spectrograms(examples.where(F.col("split").isin(*splits)), spectrograms).toPandas()
+    labelled = examples.where(F.col("split").isin(*splits) & F.col("is_hit").isin(0, 1))
+    pdf = join_spectrograms(labelled, spectrograms).toPandas()
     pdf["cutoff"] = pdf["cutoff"].astype(str)
     pdf["period"] = release_period(pdf["release_date"]) if "release_date" in pdf else "unknown"
     return pdf

@@ -20,6 +20,7 @@ from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, 
 from hitcast.config import Config
 from hitcast.errors import InputContractError
 from hitcast.evaluation.ablations import ModelResult, assess, eval_rows, gbt_result
+from hitcast.evaluation.metrics import f1_at
 from hitcast.evaluation.report import write_report
 from hitcast.model.bundle import load_bundle
 from hitcast.model.registry import fingerprint
@@ -91,7 +92,10 @@ def run_hit_predictor(spark: SparkSession, cfg: Config) -> tuple[Path, list[Mode
     hp = copy.deepcopy(cfg)
     hp.train.popularity_head = False
     hp.train.epochs = cfg.evaluate.hit_predictor_epochs
-    hp.train.batch_size = max(cfg.train.batch_size, 64)
+    hp.train.batch_size = cfg.evaluate.hit_predictor_batch_size
+    hp.train.dense_units = cfg.evaluate.hit_predictor_dense_units
+    hp.train.dropout = cfg.evaluate.hit_predictor_dropout
+    hp.train.learning_rate = cfg.evaluate.hit_predictor_learning_rate
     inputs = {"hit_predictor_csv": {"location": str(folder), "fingerprint": fingerprint(raw)}}
     out = train_model(spark, hp, examples, None, inputs, "tabular", version_prefix="hitpredictor-tabular")
     rows = eval_rows(examples, None)
@@ -105,7 +109,9 @@ def run_hit_predictor(spark: SparkSession, cfg: Config) -> tuple[Path, list[Mode
              f"reference (scikit-learn GBT/RF, same time split): F1 {REFERENCE['f1']:.2f}, "
              f"ROC-AUC {REFERENCE['roc_auc']:.2f}"]
     for r in results:
-        notes.append(f"{r.name}: F1 {r.metrics['f1']:.3f} ({r.metrics['f1'] - REFERENCE['f1']:+.3f} vs reference), "
+        at_half = f1_at(r.test["is_hit"].to_numpy(), r.test["p"].to_numpy(), 0.5)
+        notes.append(f"{r.name}: F1 {r.metrics['f1']:.3f} ({r.metrics['f1'] - REFERENCE['f1']:+.3f} vs reference) "
+                     f"at the validation threshold {r.threshold:.3f}, F1 {at_half:.3f} at 0.5; "
                      f"ROC-AUC {r.metrics['roc_auc']:.3f} ({r.metrics['roc_auc'] - REFERENCE['roc_auc']:+.3f})")
     for n in notes:
         log.info("%s", n)

@@ -46,14 +46,16 @@ def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame
     -------
     (examples, spectrograms, inputs)
         ``inputs[name] = {"location", "delta_version", "fingerprint"}``; the spectrogram fingerprint
-        leaves out ``computed_at``.
+        leaves out ``computed_at`` and ``mel`` (determined by ``content_hash`` and ``dsp_version``).
     """
     examples = read_table(spark, cfg, "training_examples")
     spectrograms = read_table(spark, cfg, "spectrograms") if table_exists(spark, cfg.table("spectrograms")) \
         else None
     inputs: dict[str, Any] = {}
-    for name, df, exclude in (("training_examples", examples, ()), ("spectrograms", spectrograms,
-                                                                      ("computed_at",))):
+    # a spectrogram's content_hash (audio bytes) + dsp_version determine its mel: leaving the mel bytes out
+    # of the fingerprint lets Parquet skip reading them
+    for name, df, exclude in (("training_examples", examples, ()),
+                              ("spectrograms", spectrograms, ("computed_at", "mel"))):
         if df is not None:
             inputs[name] = {"location": cfg.table(name), "delta_version": table_version(spark, cfg.table(name)),
                             "fingerprint": registry.fingerprint(df, exclude)}
@@ -102,6 +104,11 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     if not force and registry.version_exists(spark, cfg, version):
         log.info("model version %s already exists at %s: skipping training (use --force to retrain)", version, path)
         return TrainOutcome(version, path, variant, True)
+    unlabelled = examples.where(~F.col("is_hit").isin(0, 1) | F.col("is_hit").isNull()).count()
+    if unlabelled:
+        log.warning("%d training_examples rows have no 0/1 is_hit label; they are left out of training",
+                    unlabelled)
+        examples = examples.where(F.col("is_hit").isin(0, 1))
     features = [c for c in feature_columns(examples) if c not in set(exclude_features)]
     train = examples.where(F.col("split") == train_split)
     n_mels, n_frames = dataset.spectrogram_shape(spectrograms if audio else None, cfg)
