@@ -16,10 +16,13 @@ log = logging.getLogger(__name__)
 EVENT_SOURCE = ["event_id", "user_id", "track_id", "event_type", "event_time", "ms_played"]
 
 
-def read_event_files(spark: SparkSession, cfg: Config) -> DataFrame | None:
+def read_event_files(spark: SparkSession, cfg: Config) -> tuple[DataFrame | None, int]:
     """All event files (JSON lines read together; Parquet one by one), mapped to contract names.
 
-    Returns ``None`` when there is no event file.
+    Returns
+    -------
+    (DataFrame or None, int)
+        The raw frame (``None`` when there is no event file) and the number of files read.
     """
     ing = cfg.ingest
     files = list_files(cfg.path(ing.events_path), ing.events_format)
@@ -35,7 +38,7 @@ def read_event_files(spark: SparkSession, cfg: Config) -> DataFrame | None:
                     [p.name for p, f in files if f == "csv"])
     log.info("events: %d files under %s", len(files), cfg.path(ing.events_path))
     if not frames:
-        return None
+        return None, 0
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other, allowMissingColumns=True)
@@ -43,7 +46,7 @@ def read_event_files(spark: SparkSession, cfg: Config) -> DataFrame | None:
     for c in EVENT_SOURCE:
         if c not in df.columns:
             df = df.withColumn(c, F.lit(None).cast("string"))
-    return df
+    return df, len(json_files) + sum(1 for _, f in files if f == "parquet")
 
 
 def _blank(c: Column) -> Column:

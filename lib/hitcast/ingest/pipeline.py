@@ -75,12 +75,11 @@ def ingest_catalog(spark: SparkSession, cfg: Config, now: F.Column, summary: Ing
 
 def ingest_events(spark: SparkSession, cfg: Config, now: F.Column, summary: IngestSummary) -> DataFrame | None:
     """Classify, de-duplicate and MERGE the events; returns their quarantine rows (or None)."""
-    raw = read_event_files(spark, cfg)
     s = summary.events
+    raw, s.files = read_event_files(spark, cfg)
     if raw is None:
         log.warning("no event file under %s", cfg.path(cfg.ingest.events_path))
         return None
-    s.files = raw.select("source_file").distinct().count()
     classified = classify_events(raw, now, cfg.ingest.future_tolerance_hours).persist(StorageLevel.DISK_ONLY)
     s.rows_read, s.quarantined = _reason_counts(classified)
     s.rows_valid = s.rows_read - sum(s.quarantined.values())
