@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 
 from hitcast.cli import config_from_args, job_parser
 from hitcast.demo.generate import generate_demo

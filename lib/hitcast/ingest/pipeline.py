@@ -18,7 +18,7 @@ from hitcast.ingest.delta_io import flag_known_tracks, merge
 from hitcast.ingest.events import classify_events, event_rows, read_event_files
 from hitcast.ingest.quarantine import KEYS as QKEYS
 from hitcast.ingest.quarantine import quarantine_rows
-from hitcast.ingest.summary import IngestSummary, SourceSummary
+from hitcast.ingest.summary import IngestSummary
 from hitcast.tables import table_exists
 
 log = logging.getLogger(__name__)
