@@ -55,7 +55,7 @@ def main() -> None:
              "dropout": t.dropout, "kernel_size": t.kernel_size}
     base = {"batch_size": t.batch_size, "epochs": args.epochs, "seed": t.seed, "learning_rate": t.learning_rate,
             "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
-            "shuffle_buffer": t.shuffle_buffer, "save_path": None, "val_converter": None, "model": model}
+            "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers, "save_path": None, "val_converter": None, "model": model}
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hitcast-bench-") as tmp:
         npz = str(Path(tmp) / "rows.npz")
@@ -70,8 +70,9 @@ def main() -> None:
                 steps = (min(shard_rows(converter.file_urls, workers)) if "converter" in source
                          else args.rows // workers) // t.batch_size
                 t0 = time.perf_counter()
-                res = run_barrier_training(spark, dict(base, steps_per_epoch=steps, converter=converter, **source),
-                                           workers, t.timeout_s)
+                spec = dict(base, steps_per_epoch=steps, converter=converter)
+                spec.update(source)
+                res = run_barrier_training(spark, spec, workers, t.timeout_s)
                 results[name] = res[0]["examples_per_s"]
                 log.info("%-22s %7.0f examples/s (median epoch; %d steps x %d epochs, %.0f s with start-up)", name,
                          results[name], steps, args.epochs, time.perf_counter() - t0)

@@ -80,7 +80,7 @@ def test_report_writes_markdown_pngs_and_json(tmp_path):
 
 
 def test_gbt_baseline_on_synthetic_rows(spark, cfg):
-    cfg.evaluate.gbt_iterations = 10
+    cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth = 5, 3
     examples, spectrograms = synth_frames(spark, 30)
     rows = eval_rows(examples, spectrograms)
     assert len(rows) == 60 and set(rows["period"]) == {"2024Q2"}

@@ -188,6 +188,8 @@ class TrainSection:
     #: Parquet files (one row group each) per worker: each worker's shard is this many row groups.
     files_per_worker: int = 2
     shuffle_buffer: int = 512
+    #: Petastorm reader threads per worker.
+    reader_workers: int = 2
     #: Seconds a training worker may run before the barrier stage gives up.
     timeout_s: int = 3600
 

@@ -25,7 +25,7 @@ from hitcast.tables import read_table, table_exists, table_version
 log = logging.getLogger(__name__)
 
 #: Train settings that do not change the trained weights (left out of the version hash).
-NOT_IN_VERSION = ("timeout_s", "cache_dir")
+NOT_IN_VERSION = ("timeout_s", "cache_dir", "reader_workers")
 
 
 @dataclass
@@ -142,7 +142,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
         spec = {"converter": conv_train, "val_converter": conv_val, "batch_size": t.batch_size,
                 "steps_per_epoch": steps, "epochs": t.epochs, "seed": t.seed, "learning_rate": t.learning_rate,
                 "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
-                "shuffle_buffer": t.shuffle_buffer, "save_path": str(path / registry.MODEL_FILE),
+                "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers, "save_path": str(path / registry.MODEL_FILE),
                 "model": {"tabular_width": stats.width, "n_mels": n_mels, "n_frames": n_frames,
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,

@@ -140,7 +140,8 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("numpy_path"):
         source = numpy_dataset(spec["numpy_path"], batch, spec.get("shuffle_buffer", 512), rank, n)
     else:
-        source = spec["converter"].make_tf_dataset(batch_size=batch, num_epochs=None, workers_count=1,
+        source = spec["converter"].make_tf_dataset(batch_size=batch, num_epochs=None,
+                                                   workers_count=spec.get("reader_workers", 1),
                                                    shuffling_queue_capacity=spec.get("shuffle_buffer", 512),
                                                    cur_shard=rank, shard_count=n)
     with source as ds:
