@@ -122,6 +122,7 @@ def test_incremental_recomputes_exactly_the_changed_tracks(spark, tmp_path):
     kept = {r.track_id for r in df.where(F.col("computed_at") == F.lit(T1)).collect()}
     assert recomputed == {"b", "e"} and kept == {"a", "c", "d", "m"}
     assert (second.recomputed, second.skipped, second.recomputed_by_status) == (2, 4, {"ok": 2})
+    assert second.table_by_status == {"missing": 1, "ok": 5}
     new_hash = {r.track_id: r.content_hash for r in df.collect()}
     assert new_hash["b"] == sha256(root / "b.wav") != old_hash["b"]
     assert {k: new_hash[k] for k in "acdm"} == {k: old_hash[k] for k in "acdm"}
@@ -190,7 +191,7 @@ def test_job_help():
         assert text in " ".join(out.stdout.split()) or text in out.stdout, text
 
 
-def test_job_audio_dir_reports_each_file(tmp_path):
+def test_job_audio_dir_reports_each_file(spark, tmp_path):
     folder = tmp_path / "incoming"
     write_tone(folder / "song.flac", 3.0)
     write_tone(folder / "sub" / "tiny.wav", 0.4)
@@ -209,5 +210,8 @@ def test_job_audio_dir_reports_each_file(tmp_path):
                                                       "minimum 1.0 s" in lines
     assert "3 files: empty=1, ok=1, too_short=1" in lines
     assert not any("notes.txt" in line for line in lines)
-    # --out wrote the same rows as a Delta table (read here without Spark: the Delta log names the files).
-    assert (out_table / "_delta_log").is_dir()
+    # --out wrote the same rows as a Delta table with the spectrograms schema.
+    written = spark.read.format("delta").load(str(out_table))
+    assert written.schema == SPECTROGRAMS
+    assert {r.track_id: (r.status, r.n_frames) for r in written.collect()} == {
+        "broken.mp3": ("empty", None), "song.flac": ("ok", 87), "sub/tiny.wav": ("too_short", None)}

@@ -178,11 +178,12 @@ def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, d
     finally:
         rows.unpersist()
     t3 = time.perf_counter()
-    table_counts = count_by(spark.read.format("delta").load(location).select("status"))
+    written = {k: v for k, v in by_status.items() if k != UNCHANGED}
+    table_counts = written if empty else count_by(spark.read.format("delta").load(location).select("status"))
     history = DeltaTable.forPath(spark, location).history(1).select("version").first()
     summary = SpectrogramSummary(
         location=location, dsp_version=version, tracks=n_tracks, recomputed=recomputed,
-        skipped=by_status.get(UNCHANGED, 0), recomputed_by_status={k: v for k, v in by_status.items() if k != UNCHANGED},
+        skipped=by_status.get(UNCHANGED, 0), recomputed_by_status=written,
         table_by_status=table_counts, table_version=int(history["version"]) if history else None,
         computed_at=computed_at, seconds={"plan": t1 - t0, "compute": t2 - t1, "merge": t3 - t2,
                                           "total": time.perf_counter() - t0})
