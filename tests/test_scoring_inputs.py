@@ -49,5 +49,18 @@ def test_format_summary_names_location_rows_and_metrics():
                                           top=top, test_metrics={"f1": 0.61, "roc_auc": 0.8}, report=None))
     assert "predictions table: /w/predictions" in text
     assert "3 rows for 3 catalog tracks, model fused-x" in text
-    assert "0.912" in text
+    assert "0.9123" in text
     assert "held-out test split: f1=0.610, roc_auc=0.800" in text
+
+
+def test_evaluation_of_picks_the_scoring_models_test_figures(tmp_path):
+    import json
+
+    from hitcast.summary import evaluation_of
+
+    (tmp_path / "results.json").write_text(json.dumps({
+        "fused": {"version": "fused-1", "test": {"f1": 0.7, "roc_auc": 0.9}},
+        "tabular": {"version": "tabular-1", "test": {"f1": 0.6, "roc_auc": 0.8}}}))
+    assert find_test_metrics(evaluation_of(tmp_path, "fused-1")) == {"f1": 0.7, "roc_auc": 0.9}
+    assert evaluation_of(tmp_path, "fused-2") == {}
+    assert evaluation_of(tmp_path / "absent", "fused-1") == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -41,6 +42,18 @@ def find_test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k[5:]: float(v) for k, v in metrics.items() if k.startswith("test_") and isinstance(v, (int, float))}
 
 
+def evaluation_of(report_dir: Path, model_version: str) -> dict[str, Any]:
+    """The evaluation job's results for ``model_version`` (``{"test": {...}, ...}``), or ``{}``.
+
+    ``jobs/evaluate.py`` writes ``results.json`` beside its report: one entry per evaluated model.
+    """
+    path = report_dir / "results.json"
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())
+    return next((r for r in results.values() if isinstance(r, dict) and r.get("version") == model_version), {})
+
+
 def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> PipelineSummary:
     """Read ``predictions``, ``catalog`` and ``models`` and summarise the latest model's scores.
 
@@ -62,8 +75,11 @@ def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> Pipel
                    "cold_start", "audio_status").toPandas())
     row = models.filter(F.col("model_version") == latest).first()
     metrics = json.loads(row["metrics"] or "{}") if row else {}
-    reports = cfg.path(cfg.paths.reports)
-    report = next((str(p) for p in sorted(reports.glob("**/report.md"))), None) if reports.exists() else None
+    report_dir = cfg.path(cfg.paths.reports) / "evaluation"
+    evaluated = evaluation_of(report_dir, latest)
+    if evaluated:
+        metrics = evaluated
+    report = str(report_dir / "report.md") if (report_dir / "report.md").exists() else None
     return PipelineSummary(location=cfg.table("predictions"), rows=preds.count(),
                            tracks=read_table(spark, cfg, "catalog").count(), model_version=latest,
                            top=top, test_metrics=find_test_metrics(metrics), report=report)
@@ -72,7 +88,7 @@ def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> Pipel
 def format_summary(s: PipelineSummary) -> str:
     """Plain-text rendering of a :class:`PipelineSummary`."""
     top = s.top.copy()
-    top["hit_probability"] = top["hit_probability"].map("{:.3f}".format)
+    top["hit_probability"] = top["hit_probability"].map("{:.4f}".format)
     top["popularity_score"] = top["popularity_score"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
     m = s.test_metrics
     lines = [
