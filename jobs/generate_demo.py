@@ -19,10 +19,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracks", type=int, help="number of tracks (default demo.tracks)")
     parser.add_argument("--seed", type=int, help="random seed (default demo.seed); same seed => same files")
     parser.add_argument("--out", help="output folder (default paths.raw); audio goes to OUT/audio")
+    parser.add_argument("--force", action="store_true",
+                        help="regenerate even if OUT already holds a catalog made with the same settings")
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     spark = build_session(cfg, "hitcast-generate-demo")
-    res = generate_demo(spark, cfg, out=args.out, tracks=args.tracks, seed=args.seed)
+    res = generate_demo(spark, cfg, out=args.out, tracks=args.tracks, seed=args.seed, force=args.force)
     log.info("summary: %d tracks, %d events, %d audio files in %s; bad input %s", res.tracks, res.events,
              res.audio_files, res.out, res.bad_input)
     return 0

@@ -56,6 +56,17 @@ def test_same_seed_same_content_other_seed_other_content(demo_runs):
     assert hashes["a"] == hashes["b"] and hashes["a"] != hashes["c"]
 
 
+def test_rerun_with_the_same_settings_keeps_the_files(spark, demo_runs):
+    cfg, first = demo_runs["a"]
+    ogg = sorted(first.out.glob("audio/**/*.ogg"))[0]
+    before = (ogg.stat().st_mtime_ns, ogg.read_bytes())
+    again = generate_demo(spark, cfg, tracks=30, seed=7)
+    assert (again.tracks, again.events, again.bad_input) == (first.tracks, first.events, first.bad_input)
+    assert (ogg.stat().st_mtime_ns, ogg.read_bytes()) == before      # not re-encoded (new Vorbis serial)
+    forced = generate_demo(spark, cfg, tracks=30, seed=7, force=True)
+    assert forced.events == first.events and ogg.stat().st_mtime_ns != before[0]
+
+
 def test_generator_output_layout_and_counts(demo_runs):
     cfg, res = demo_runs["a"]
     raw = res.out

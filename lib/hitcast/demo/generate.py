@@ -106,8 +106,37 @@ def _bad_audio(lat: pd.DataFrame, root: Path, bad: dict[str, list[int]], cfg: Co
     return lat
 
 
+MANIFEST = "manifest.json"
+
+
+def demo_settings(cfg: Config, tracks: int, seed: int) -> dict:
+    """Everything the generated files depend on (the ``demo`` section, with ``tracks``/``seed`` resolved)."""
+    settings = dict(vars(cfg.demo))
+    settings.update(tracks=tracks, seed=seed, cutoffs=list(cfg.features.cutoffs),
+                    horizon_days=cfg.features.horizon_days, hit_share=cfg.features.hit_share)
+    return settings
+
+
+def already_generated(out: Path, settings: dict) -> DemoResult | None:
+    """The earlier result if ``out`` already holds a demo catalog generated with ``settings``.
+
+    Regenerating would rewrite identical catalog, events and truth, but Ogg Vorbis files carry a random
+    stream serial number, so their bytes (and content hashes) would change and every downstream stage would
+    see "new" audio. Skipping keeps a re-run of the pipeline a no-op.
+    """
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("settings") != json.loads(json.dumps(settings)):
+        return None
+    r = manifest["result"]
+    return DemoResult(out=out, tracks=r["tracks"], events=r["events"], audio_files=r["audio_files"],
+                      bad_input=r["bad_input"], seconds={})
+
+
 def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = None, tracks: int | None = None,
-                  seed: int | None = None) -> DemoResult:
+                  seed: int | None = None, force: bool = False) -> DemoResult:
     """Generate the demo catalog, its audio, its engagement events and its ground truth.
 
     Parameters
@@ -116,6 +145,8 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
         Output folder (default ``cfg.paths.raw``); audio goes to ``out/audio``.
     tracks, seed : int, optional
         Default ``cfg.demo.tracks`` / ``cfg.demo.seed``.
+    force : bool
+        Regenerate even when ``out`` already holds a catalog generated with the same settings.
 
     Returns
     -------
@@ -126,6 +157,12 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
     n = int(tracks if tracks is not None else demo.tracks)
     seed = int(seed if seed is not None else demo.seed)
     out = Path(out) if out else cfg.path(cfg.paths.raw)
+    settings = demo_settings(cfg, n, seed)
+    earlier = None if force else already_generated(out, settings)
+    if earlier is not None:
+        log.info("%s already holds the demo catalog for these settings (seed %d, %d tracks): kept as is "
+                 "(--force regenerates)", out, seed, n)
+        return earlier
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     days = catalog.n_days(demo)
@@ -169,4 +206,7 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
              n, lat["artist_idx"].nunique(), n_audio, n_events, n_events / max(n, 1), out)
     log.info("deliberate bad input: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none")
     log.info("ground truth in %s; times %s", folder, {k: round(v, 1) for k, v in secs.items()})
-    return DemoResult(out=out, tracks=n, events=n_events, audio_files=n_audio, bad_input=counts, seconds=secs)
+    result = DemoResult(out=out, tracks=n, events=n_events, audio_files=n_audio, bad_input=counts, seconds=secs)
+    (out / MANIFEST).write_text(json.dumps({"settings": settings, "result": {
+        "tracks": n, "events": n_events, "audio_files": n_audio, "bad_input": counts}}, indent=1, sort_keys=True))
+    return result

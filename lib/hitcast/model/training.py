@@ -46,16 +46,16 @@ def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame
     -------
     (examples, spectrograms, inputs)
         ``inputs[name] = {"location", "delta_version", "fingerprint"}``; the spectrogram fingerprint
-        leaves out ``computed_at`` and ``mel`` (determined by ``content_hash`` and ``dsp_version``).
+        covers what the model reads (``mel``, ``status``, shapes) and leaves out ``computed_at`` and
+        ``content_hash``: re-encoding the same audio (an Ogg file gets a new random stream serial) changes the
+        bytes but not the spectrogram, and must not make a new model version.
     """
     examples = read_table(spark, cfg, "training_examples")
     spectrograms = read_table(spark, cfg, "spectrograms") if table_exists(spark, cfg.table("spectrograms")) \
         else None
     inputs: dict[str, Any] = {}
-    # a spectrogram's content_hash (audio bytes) + dsp_version determine its mel: leaving the mel bytes out
-    # of the fingerprint lets Parquet skip reading them
     for name, df, exclude in (("training_examples", examples, ()),
-                              ("spectrograms", spectrograms, ("computed_at", "mel"))):
+                              ("spectrograms", spectrograms, ("computed_at", "content_hash"))):
         if df is not None:
             inputs[name] = {"location": cfg.table(name), "delta_version": table_version(spark, cfg.table(name)),
                             "fingerprint": registry.fingerprint(df, exclude)}
