@@ -234,6 +234,23 @@ def report(name: str, files: list[Path], root: Path, spark, cfg: Config, work: P
     return {"a": t_a, "b": t_b, "c": t_c}
 
 
+def marginal_rate(timed: dict[int, float], floor_per_clip: float) -> None:
+    """Print the job's cost per extra track (between the smallest and largest catalog timed) against the floor.
+
+    The difference of two runs cancels the fixed cost of a run (planning, Spark job and stage start-up,
+    the Delta commit), leaving what each further track of a large catalog costs.
+    """
+    if len(timed) < 2:
+        return
+    lo, hi = min(timed), max(timed)
+    per_track = (timed[hi] - timed[lo]) / (hi - lo)
+    fixed = timed[lo] - lo * per_track
+    print(f"marginal cost ({lo} -> {hi} tracks): {1000 * per_track:.2f} ms/track on local[2] "
+          f"({1 / per_track:.0f} tracks/s); fixed cost per run {fixed:.2f} s; "
+          f"vs the demo floor scaled to 2 cores ({1000 * floor_per_clip / 2:.2f} ms/clip): "
+          f"{per_track / (floor_per_clip / 2):.2f}x", flush=True)
+
+
 def main() -> int:
     parser = job_parser("bench_spectrograms", __doc__.split("\n\n")[0])
     parser.add_argument("--bench-audio", help="folder of the real music (default: run ../shared/scripts/"
@@ -261,13 +278,16 @@ def main() -> int:
             demo_dir = synthesise_clips(work / "demo-audio", args.demo_clips)
             print(f"\n(demo audio synthesised: {args.demo_clips} clips in {demo_dir})")
         demo_files = list_audio(demo_dir)
-        report("demo", demo_files, demo_dir, spark, cfg, work)
+        demo = report("demo", demo_files, demo_dir, spark, cfg, work)
         print("\n== peak RSS of a Python worker (sampled VmRSS), hitcast job on local[2] ==")
+        timed: dict[int, float] = {}
         for size in [int(s) for s in args.rss_tracks.split(",")]:
             with RssSampler() as rss:
                 t, summary = run_job(spark, demo_files, demo_dir, work / f"tables/rss{size}", cfg.dsp, repeat_to=size)
+            timed[size] = t
             print(f"{size:6d} tracks: {t:7.2f} s ({size / t:6.1f} tracks/s), {len(rss.peak)} worker processes, "
                   f"peak worker RSS {rss.max_mib:7.1f} MiB", flush=True)
+        marginal_rate(timed, demo["c"] / len(demo_files))
     finally:
         spark.stop()
         if not args.work:

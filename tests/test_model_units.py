@@ -73,6 +73,22 @@ def test_stats_in_spark_equal_numpy_on_literal_rows(spark):
     assert TabularStats.from_json(stats.to_json()) == stats
 
 
+def test_skewed_counts_are_log_compressed_in_spark_and_numpy_alike(spark):
+    plays = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 5000.0]       # a heavy tail: Spark skewness 2.27 > 2
+    rows = [(float(p), float(i % 3) - 1.0, float(i)) for i, p in enumerate(plays)]
+    df = spark.createDataFrame(rows + [(None, 0.0, 1.0)], "plays double, signed double, flat double")
+    stats = compute_stats(df, ["plays", "signed", "flat"], 8, 16)
+    assert stats.log1p == ["plays"]                  # negative values or low skew keep their scale
+    logged = np.log1p(plays)
+    np.testing.assert_allclose([stats.means[0], stats.stds[0]], [logged.mean(), logged.std()], rtol=1e-9)
+    enc = encode_tabular(pd.DataFrame({"plays": [5000.0, None, -3.0], "signed": [0.0, 0.0, 0.0],
+                                       "flat": [1.0, 1.0, 1.0]}), stats)
+    np.testing.assert_allclose(enc[:, 0], [(np.log1p(5000.0) - logged.mean()) / logged.std(), 0.0,
+                                           (0.0 - logged.mean()) / logged.std()], rtol=1e-6)
+    np.testing.assert_array_equal(enc[:, 3], [0.0, 1.0, 0.0])      # NULL is still marked missing
+    assert TabularStats.from_json(stats.to_json()).log1p == ["plays"]
+
+
 def test_encoding_standardises_and_marks_missing():
     stats = TabularStats(["x", "y"], [2.0, 10.0], [2.0, 5.0], ["pop", "rock"], 8, 16)
     pdf = pd.DataFrame({"x": [4.0, None, np.nan], "y": [10.0, 0.0, None], "genre": ["rock", "jazz", None]})

@@ -46,6 +46,19 @@ def test_two_workers_identical_weights_and_loss_goes_down(trained):
     assert [h["epoch"] for h in m["history"]] == [1, 2, 3, 4]
 
 
+def test_chief_saves_the_epoch_with_the_best_validation_auc(trained):
+    import keras
+
+    from hitcast.model.architecture import weights_checksum
+
+    m = trained[-1].metrics
+    aucs = [h["val_auc"] for h in m["history"]]
+    assert m["best_epoch"] == 1 + int(np.argmax(aucs))          # first of equal bests
+    assert m["validation"]["epoch"] == m["best_epoch"] and m["validation"]["val_auc"] == max(aucs)
+    saved = weights_checksum(keras.saving.load_model(trained[-1].path / "model.keras", compile=False))
+    assert (saved == m["checksum"]) == (m["best_epoch"] == 4)  # "checksum" is of the last epoch's weights
+
+
 def test_version_files_and_models_row(spark, trained):
     cfg, _, _, _, out = trained
     assert out.version.startswith("fused-") and len(out.version) == len("fused-") + 12

@@ -191,6 +191,8 @@ class TrainSection:
     shuffle_buffer: int = 512
     #: Petastorm reader threads per worker.
     reader_workers: int = 2
+    #: The chief saves the weights of the epoch with the best validation ROC-AUC, not the last epoch's.
+    restore_best: bool = True
     #: Seconds a training worker may run before the barrier stage gives up.
     timeout_s: int = 3600
 

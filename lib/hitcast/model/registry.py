@@ -59,15 +59,22 @@ def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
     return {"rows": int(row["n"]), "xxhash64_sum": str(row["h"] if row["h"] is not None else 0)}
 
 
+#: Bump when the training or encoding code changes what a model version computes (2: log1p-compressed
+#: skewed features and best-epoch weights). Part of every model version's hash.
+MODEL_CODE_VERSION = 2
+
+
 def model_version(variant: str, inputs: Mapping[str, Any], train_config: Mapping[str, Any]) -> str:
-    """``f"{variant}-{sha256[:12]}"`` over the inputs' fingerprints and the training configuration.
+    """``f"{variant}-{sha256[:12]}"`` over the inputs' fingerprints, the training configuration and
+    :data:`MODEL_CODE_VERSION`.
 
     Delta table versions are left out on purpose: a table rewritten with the same content keeps the
     same model version.
     """
     content = {k: (v.get("fingerprint") if isinstance(v, Mapping) and "fingerprint" in v else v)
                for k, v in inputs.items()}
-    blob = json.dumps({"inputs": content, "train": dict(train_config)}, sort_keys=True, default=str)
+    blob = json.dumps({"inputs": content, "train": dict(train_config), "code": MODEL_CODE_VERSION}, sort_keys=True,
+                      default=str)
     return f"{variant}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

@@ -4,6 +4,11 @@ Every numeric (or boolean) column of ``training_examples`` that is not in
 :data:`hitcast.schemas.ID_COLUMNS` / :data:`hitcast.schemas.LABEL_COLUMNS` is a model input. ``genre`` is
 one-hot encoded with the training split's vocabulary plus one "unknown" bucket.
 
+Heavy-tailed counts are compressed first: a feature whose train-split minimum is at least 0 and whose
+skewness exceeds :data:`LOG_SKEW` (plays, listeners, shares, durations in ms, ...) is replaced by
+``log1p(max(x, 0))`` before it is standardised. Which features are compressed is decided in Spark on the
+train split and saved with the statistics (``log1p``), so scoring applies exactly the same transform.
+
 Missing values are explicit: a feature is standardised with the train split's mean and (population)
 standard deviation, NULL/NaN becomes 0 *after* standardising (the train mean), and a per-feature missing
 indicator (1 = missing) goes into the model beside it. So a cold-start track's NULL engagement features
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Columns that are never model inputs even when numeric (ids, labels, lineage).
 EXCLUDED: frozenset[str] = frozenset([*ID_COLUMNS, *LABEL_COLUMNS, "known_label", "as_of"])
+#: A non-negative feature more skewed than this (train split, Spark ``skewness``) is log1p-compressed.
+LOG_SKEW = 2.0
 
 
 class FeatureError(HitcastError):
@@ -53,6 +60,9 @@ class TabularStats:
         Train-split genre vocabulary (sorted); anything else maps to the unknown bucket.
     n_mels, n_frames : int
         Spectrogram shape the CNN expects.
+    log1p : list of str
+        Features replaced by ``log1p(max(x, 0))`` before standardising (``means``/``stds`` are of the
+        transformed values). Empty in statistics saved before the transform existed.
     """
 
     features: list[str]
@@ -62,6 +72,7 @@ class TabularStats:
     n_mels: int = 64
     n_frames: int = 345
     extra: dict[str, Any] = field(default_factory=dict)
+    log1p: list[str] = field(default_factory=list)
 
     @property
     def width(self) -> int:
@@ -105,9 +116,15 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
     """
     if not features:
         raise FeatureError("training_examples has no numeric feature columns besides ids and labels")
+    shape = train.agg(*[agg for i, c in enumerate(features)
+                        for agg in (F.min(F.col(c).cast("double")).alias(f"lo{i}"),
+                                    F.skewness(F.col(c).cast("double")).alias(f"sk{i}"))]).first()
+    logged = [c for i, c in enumerate(features) if shape[f"lo{i}"] is not None and shape[f"lo{i}"] >= 0
+              and shape[f"sk{i}"] is not None and shape[f"sk{i}"] > LOG_SKEW]
     aggs = []
     for i, c in enumerate(features):
         x = F.col(c).cast("double")
+        x = F.when(x.isNotNull(), F.log1p(F.greatest(x, F.lit(0.0)))) if c in logged else x   # greatest skips NULL
         aggs += [F.mean(x).alias(f"m{i}"), F.stddev_pop(x).alias(f"s{i}")]
     row = train.agg(*aggs).first()
     means, stds = [], []
@@ -121,8 +138,9 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
     if "genre" in train.columns:
         genres = sorted(r["genre"] for r in train.select("genre").where(F.col("genre").isNotNull())
                         .distinct().collect())
-    log.info("tabular stats: %d features, %d genres", len(features), len(genres))
-    return TabularStats(list(features), means, stds, genres, int(n_mels), int(n_frames))
+    log.info("tabular stats: %d features (%d log1p-compressed: %s), %d genres", len(features), len(logged),
+             ", ".join(logged) or "none", len(genres))
+    return TabularStats(list(features), means, stds, genres, int(n_mels), int(n_frames), log1p=logged)
 
 
 def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
@@ -146,6 +164,9 @@ def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
         if c in pdf.columns:
             raw[:, j] = pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     missing = ~np.isfinite(raw)
+    for j, c in enumerate(stats.features):
+        if c in stats.log1p:
+            raw[:, j] = np.log1p(np.maximum(raw[:, j], 0.0))
     z = (raw - np.asarray(stats.means)) / np.asarray(stats.stds)
     z[missing] = 0.0
     onehot = np.zeros((n, len(stats.genres) + 1), dtype=np.float32)

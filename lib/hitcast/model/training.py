@@ -72,6 +72,14 @@ def version_config(cfg: Config, variant: str) -> dict[str, Any]:
     return out
 
 
+def _kept_epoch(history: list[dict], best_epoch: int | None) -> dict:
+    """The per-epoch metrics of the saved weights: the best epoch if the chief restored it, else the last."""
+    for stats in history:
+        if best_epoch is not None and stats.get("epoch") == best_epoch:
+            return stats
+    return history[-1] if history else {}
+
+
 def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrograms: DataFrame | None,
                 inputs: dict[str, Any], variant: str | None = None, force: bool = False,
                 train_split: str = "train", validation_split: str = "validation",
@@ -142,7 +150,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
         spec = {"converter": conv_train, "val_converter": conv_val, "batch_size": t.batch_size,
                 "steps_per_epoch": steps, "epochs": t.epochs, "seed": t.seed, "learning_rate": t.learning_rate,
                 "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
-                "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers, "save_path": str(path / registry.MODEL_FILE),
+                "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers,
+                "restore_best": t.restore_best, "save_path": str(path / registry.MODEL_FILE),
                 "model": {"tabular_width": stats.width, "n_mels": n_mels, "n_frames": n_frames,
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
@@ -157,7 +166,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     metrics = {"history": chief["epochs"], "losses": chief["losses"], "checksum": chief["checksum"],
                "worker_checksums": [r["checksum"] for r in results], "steps_per_epoch": steps,
                "shard_rows": shards, "examples_per_s": chief["examples_per_s"], "train_wall_s": wall,
-               "validation": chief["epochs"][-1] if chief["epochs"] else {}}
+               "best_epoch": chief.get("best_epoch"),
+               "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch"))}
     registry.write_version_files(path, stats.to_json(), cfg.to_dict(), metrics, inputs)
     registry.register(spark, cfg, version, variant, workers, metrics, inputs, version_config(cfg, variant))
     log.info("model %s trained in %.0f s: final loss %.4f, %s", version, wall, chief["losses"][-1],

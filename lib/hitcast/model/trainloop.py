@@ -10,7 +10,8 @@ Keras 3 ``fit`` fails under this strategy (keras-team/keras#20585), so the loop 
 ``optimizer.apply_gradients`` all-reduces the gradients, so every worker applies the same update.
 Every worker takes the same number of steps per epoch (from the smallest shard), reads an endless
 shuffled stream of its shard and never runs dry; the chief (rank 0) logs per-epoch progress,
-evaluates on the validation rows and saves the model.
+evaluates on the validation rows after every epoch and saves the weights of the epoch with the best
+validation ROC-AUC (``train.restore_best``; the validation split never feeds a gradient).
 """
 from __future__ import annotations
 
@@ -74,8 +75,10 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``rank``, ``checksum`` (sha256 of the final weights), ``losses`` (global mean loss per epoch),
-        ``epochs`` (chief: per-epoch metrics), ``examples_per_s``, ``steps_per_epoch``.
+        ``rank``, ``checksum`` (sha256 of the final weights, before the chief restores its best epoch),
+        ``losses`` (global mean loss per epoch), ``epochs`` (chief: per-epoch metrics), ``best_epoch``
+        (chief: the epoch of best validation ROC-AUC, whose weights it saves; ``None`` without validation
+        rows or with ``restore_best`` off), ``examples_per_s``, ``steps_per_epoch``.
     """
     import tensorflow as tf
 
@@ -137,6 +140,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         val_x = {k: val_x[k] for k in names} if len(val_y) else None
 
     losses, epoch_stats, rates = [], [], []
+    best: dict[str, Any] = {"auc": -1.0, "epoch": None, "weights": None}
     if spec.get("numpy_path"):
         source = numpy_dataset(spec["numpy_path"], batch, spec.get("shuffle_buffer", 512), rank, n)
     else:
@@ -169,16 +173,21 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                                          for i in range(0, len(val_y), 512)])
                     va = binary_metrics(val_y, vp)
                     stats["val_auc"], stats["val_f1"] = va["auc"], va["f1"]
+                    if spec.get("restore_best", True) and np.isfinite(va["auc"]) and va["auc"] > best["auc"]:
+                        best.update(auc=va["auc"], epoch=epoch, weights=model.get_weights())
                 epoch_stats.append(stats)
                 log.info("epoch %d/%d: loss %.4f, train AUC %.3f, val AUC %s, val F1 %s, %.0f examples/s",
                          epoch, epochs, stats["loss"], stats["train_auc"],
                          "%.3f" % stats["val_auc"] if "val_auc" in stats else "-",
                          "%.3f" % stats["val_f1"] if "val_f1" in stats else "-", stats["examples_per_s"])
     checksum = weights_checksum(model)
+    if best["weights"] is not None and best["epoch"] != epochs:
+        model.set_weights(best["weights"])
+        log.info("chief keeps the weights of epoch %d (best validation ROC-AUC %.3f)", best["epoch"], best["auc"])
     if rank == 0 and spec.get("save_path"):
         model.save(spec["save_path"])
         log.info("chief saved the model to %s", spec["save_path"])
-    return {"rank": rank, "checksum": checksum, "losses": losses, "epochs": epoch_stats,
+    return {"rank": rank, "checksum": checksum, "losses": losses, "epochs": epoch_stats, "best_epoch": best["epoch"],
             "examples_per_s": float(np.median(rates)) if rates else float("nan"), "steps_per_epoch": steps}
 
 
