@@ -128,6 +128,11 @@ def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
         assert dataset.shard_rows(conv.file_urls, 2) in ([4, 3], [3, 4])
         seen = {}
         with conv.make_tf_dataset(batch_size=7, num_epochs=1, workers_count=1) as ds:
+            # Petastorm declares the array column (None, None); the trainer's map fixes the width statically.
+            spec = ds.map(lambda b: dataset.to_model_inputs(b, N_MELS, N_FRAMES, True, stats.width)).element_spec
+            assert ds.element_spec.tabular.shape.as_list() == [None, None]
+            assert spec[0]["tabular"].shape.as_list() == [None, stats.width]
+            assert spec[0]["mel"].shape.as_list() == [None, N_MELS, N_FRAMES]
             for batch in ds:
                 x, hit, pop = dataset.to_model_inputs(batch, N_MELS, N_FRAMES, include_audio=True)
                 assert x["mel"].shape[1:] == (N_MELS, N_FRAMES) and x["tabular"].shape[1] == stats.width

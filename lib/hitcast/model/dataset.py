@@ -167,14 +167,18 @@ def shard_rows(file_urls: list[str], shard_count: int) -> list[int]:
     return [sum(sizes[i::shard_count]) for i in range(shard_count)]
 
 
-def to_model_inputs(batch, n_mels: int, n_frames: int, include_audio: bool):
+def to_model_inputs(batch, n_mels: int, n_frames: int, include_audio: bool, tabular_width: int | None = None):
     """Map a Petastorm batch (namedtuple of tensors) to ``(inputs dict, hit, popularity)`` tensors.
 
-    ``mel`` bytes become float32 ``uint8 / 255`` of shape (batch, n_mels, n_frames).
+    ``mel`` bytes become float32 ``uint8 / 255`` of shape (batch, n_mels, n_frames). ``tabular`` gets the
+    static shape (batch, tabular_width) when the width is given: Petastorm declares array columns as
+    (None, None), and a training step traced on that unknown width ran at 0.56x the speed of the same
+    step on in-memory arrays (``make bench-training``).
     """
     import tensorflow as tf
 
-    x = {"tabular": tf.cast(batch.tabular, tf.float32)}
+    tab = tf.cast(batch.tabular, tf.float32)
+    x = {"tabular": tf.reshape(tab, (-1, tabular_width)) if tabular_width else tab}
     if include_audio:
         mel = tf.io.decode_raw(batch.mel, tf.uint8)
         x["mel"] = tf.reshape(tf.cast(mel, tf.float32) / 255.0, (-1, n_mels, n_frames))

@@ -149,7 +149,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                                                    shuffling_queue_capacity=spec.get("shuffle_buffer", 512),
                                                    cur_shard=rank, shard_count=n)
     with source as ds:
-        ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], audio))
+        ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], audio, m["tabular_width"]))
         it = iter(ds)
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
