@@ -77,7 +77,8 @@ def test_skewed_counts_are_log_compressed_in_spark_and_numpy_alike(spark):
     plays = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 5000.0]       # a heavy tail: Spark skewness 2.27 > 2
     rows = [(float(p), float(i % 3) - 1.0, float(i)) for i, p in enumerate(plays)]
     df = spark.createDataFrame(rows + [(None, 0.0, 1.0)], "plays double, signed double, flat double")
-    stats = compute_stats(df, ["plays", "signed", "flat"], 8, 16)
+    assert compute_stats(df, ["plays", "signed", "flat"], 8, 16).log1p == []       # off by default
+    stats = compute_stats(df, ["plays", "signed", "flat"], 8, 16, log1p_min_skew=2.0)
     assert stats.log1p == ["plays"]                  # negative values or low skew keep their scale
     logged = np.log1p(plays)
     np.testing.assert_allclose([stats.means[0], stats.stds[0]], [logged.mean(), logged.std()], rtol=1e-9)

@@ -188,7 +188,11 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
     expected = float(demo.events_per_track) * n
     parts = events.n_partitions_for(expected, demo.events_per_partition)
     ev = events.simulate_events(spark, lat, days, demo.start_date, demo.listeners, seed, parts)
+    log.info("simulating about %.0f events of %d tracks over %d days in %d Spark tasks ...", expected, n, days,
+             parts)
+    t_ev = time.perf_counter()
     files = events.write_events(ev, out / "events")
+    log.info("events written: %d files in %.0f s", len(files), time.perf_counter() - t_ev)
     n_events = sum(1 for f in files for _ in f.open())
     if demo.bad_input and files:
         with files[0].open() as fh:

@@ -4,9 +4,9 @@ Every numeric (or boolean) column of ``training_examples`` that is not in
 :data:`hitcast.schemas.ID_COLUMNS` / :data:`hitcast.schemas.LABEL_COLUMNS` is a model input. ``genre`` is
 one-hot encoded with the training split's vocabulary plus one "unknown" bucket.
 
-Heavy-tailed counts are compressed first: a feature whose train-split minimum is at least 0 and whose
-skewness exceeds :data:`LOG_SKEW` (plays, listeners, shares, durations in ms, ...) is replaced by
-``log1p(max(x, 0))`` before it is standardised. Which features are compressed is decided in Spark on the
+Heavy-tailed counts can be compressed first (``train.log1p_min_skew`` > 0): a feature whose train-split
+minimum is at least 0 and whose skewness exceeds that value (plays, listeners, shares, durations in ms, ...)
+is replaced by ``log1p(max(x, 0))`` before it is standardised. Which features are compressed is decided in Spark on the
 train split and saved with the statistics (``log1p``), so scoring applies exactly the same transform.
 
 Missing values are explicit: a feature is standardised with the train split's mean and (population)
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Columns that are never model inputs even when numeric (ids, labels, lineage).
 EXCLUDED: frozenset[str] = frozenset([*ID_COLUMNS, *LABEL_COLUMNS, "known_label", "as_of"])
-#: A non-negative feature more skewed than this (train split, Spark ``skewness``) is log1p-compressed.
-LOG_SKEW = 2.0
 
 
 class FeatureError(HitcastError):
@@ -99,7 +97,8 @@ def feature_columns(df: DataFrame) -> list[str]:
             if f.name not in EXCLUDED and isinstance(f.dataType, (NumericType, BooleanType))]
 
 
-def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_frames: int) -> TabularStats:
+def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_frames: int,
+                  log1p_min_skew: float = 0.0) -> TabularStats:
     """Standardisation statistics and genre vocabulary, computed in Spark over the train split.
 
     Parameters
@@ -109,6 +108,8 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
         ``stddev_pop`` ignore them).
     features : sequence of str
         Numeric feature columns.
+    log1p_min_skew : float
+        Non-negative features more skewed than this (Spark ``skewness``) are log1p-compressed; 0 = none.
 
     Returns
     -------
@@ -116,11 +117,13 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
     """
     if not features:
         raise FeatureError("training_examples has no numeric feature columns besides ids and labels")
-    shape = train.agg(*[agg for i, c in enumerate(features)
-                        for agg in (F.min(F.col(c).cast("double")).alias(f"lo{i}"),
-                                    F.skewness(F.col(c).cast("double")).alias(f"sk{i}"))]).first()
-    logged = [c for i, c in enumerate(features) if shape[f"lo{i}"] is not None and shape[f"lo{i}"] >= 0
-              and shape[f"sk{i}"] is not None and shape[f"sk{i}"] > LOG_SKEW]
+    logged: list[str] = []
+    if log1p_min_skew > 0:
+        shape = train.agg(*[agg for i, c in enumerate(features)
+                            for agg in (F.min(F.col(c).cast("double")).alias(f"lo{i}"),
+                                        F.skewness(F.col(c).cast("double")).alias(f"sk{i}"))]).first()
+        logged = [c for i, c in enumerate(features) if shape[f"lo{i}"] is not None and shape[f"lo{i}"] >= 0
+                  and shape[f"sk{i}"] is not None and shape[f"sk{i}"] > log1p_min_skew]
     aggs = []
     for i, c in enumerate(features):
         x = F.col(c).cast("double")
