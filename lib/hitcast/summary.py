@@ -61,7 +61,8 @@ def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> Pipel
     -------
     PipelineSummary
         ``top`` has columns track_id, title, artist_name, genre, hit_probability, popularity_score,
-        cold_start, audio_status (the ``top_n`` highest ``hit_probability``).
+        cold_start, audio_status (the ``top_n`` highest ``hit_probability``; tracks whose probability
+        saturates at 1.0 are ordered by ``popularity_score``).
     """
     preds = read_table(spark, cfg, "predictions")
     models = read_table(spark, cfg, "models")
@@ -70,7 +71,7 @@ def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> Pipel
     current = preds.filter(F.col("model_version") == latest)
     catalog = read_table(spark, cfg, "catalog").select("track_id", "title", "artist_name", "genre")
     top = (current.join(catalog, "track_id", "left")
-           .orderBy(F.desc("hit_probability"), "track_id").limit(top_n)
+           .orderBy(F.desc("hit_probability"), F.desc_nulls_last("popularity_score"), "track_id").limit(top_n)
            .select("track_id", "title", "artist_name", "genre", "hit_probability", "popularity_score",
                    "cold_start", "audio_status").toPandas())
     row = models.filter(F.col("model_version") == latest).first()
