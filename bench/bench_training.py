@@ -3,7 +3,8 @@ and 1 vs. 2 barrier workers.
 
 Every variant runs the same worker code (:mod:`hitcast.model.trainloop`: MultiWorkerMirroredStrategy custom
 loop, same model, same batch size per worker, same ``mel`` bytes decoding); only the source of the batches
-differs. Rates are the median over epochs of (steps x global batch) / epoch wall time, so TensorFlow's start-up
+differs. A fourth run leaves TensorFlow's malloc setting in place (:mod:`hitcast.model.allocator`), to show
+what it costs. Rates are the median over epochs of (steps x global batch) / epoch wall time, so TensorFlow's start-up
 and tracing are left out. Data: synthetic rows of the real shape (``dsp.n_mels`` x frames of
 ``dsp.clip_seconds``), so the benchmark needs no demo tables.
 
@@ -66,7 +67,9 @@ def main() -> None:
         try:
             for name, workers, source in (("numpy, 1 worker", 1, {"numpy_path": npz}),
                                           ("petastorm, 1 worker", 1, {"converter": converter}),
-                                          ("petastorm, 2 workers", 2, {"converter": converter})):
+                                          ("petastorm, 2 workers", 2, {"converter": converter}),
+                                          ("petastorm, 1, TF malloc", 1, {"converter": converter,
+                                                                          "keep_freed_memory": False})):
                 steps = (min(shard_rows(converter.file_urls, workers)) if "converter" in source
                          else args.rows // workers) // t.batch_size
                 t0 = time.perf_counter()
@@ -84,6 +87,8 @@ def main() -> None:
     print(f"petastorm / numpy (1 worker): {results['petastorm, 1 worker'] / results['numpy, 1 worker']:.2f}x "
           f"(target >= 0.8x)")
     print(f"2 workers / 1 worker (petastorm): {results['petastorm, 2 workers'] / results['petastorm, 1 worker']:.2f}x")
+    print(f"petastorm / numpy with TensorFlow's malloc setting left in place: "
+          f"{results['petastorm, 1, TF malloc'] / results['numpy, 1 worker']:.2f}x (see hitcast.model.allocator)")
     spark.stop()
 
 
