@@ -90,6 +90,40 @@ def test_skewed_counts_are_log_compressed_in_spark_and_numpy_alike(spark):
     assert TabularStats.from_json(stats.to_json()).log1p == ["plays"]
 
 
+def test_rank_gauss_knots_in_spark_and_encoding_match_scikit_learn(spark):
+    from scipy.special import ndtri
+    from sklearn.preprocessing import QuantileTransformer
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.lognormal(0.0, 2.0, 400), 3)                  # heavy-tailed, like play counts
+    b = (rng.random(400) < 0.3).astype(float)                     # binary: most knots repeat
+    df = spark.createDataFrame([(float(u), float(v)) for u, v in zip(x, b)] + [(None, 1.0)], "x double, b double")
+    stats = compute_stats(df, ["x", "b"], 8, 16, log1p_min_skew=2.0, scaling="rank_gauss", n_quantiles=11)
+    probs = np.linspace(0, 1, 11)
+    # percentile_approx is exact on 400 rows: the smallest value with at least p of the rows at or below it
+    np.testing.assert_array_equal(stats.quantiles["x"], np.quantile(x, probs, method="inverted_cdf"))
+    np.testing.assert_array_equal(stats.quantiles["b"], np.quantile(b, probs, method="inverted_cdf"))
+    assert stats.log1p == []                                      # the quantile map makes log1p redundant
+    assert TabularStats.from_json(stats.to_json()) == stats
+
+    probe = np.array([x.min(), 0.3, 1.0, 2.5, 40.0, x.max() * 10, -5.0])
+    enc = encode_tabular(pd.DataFrame({"x": [*probe, None], "b": [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]}), stats)
+    ref = QuantileTransformer(n_quantiles=11, output_distribution="normal").fit(x[:, None])
+    ref.quantiles_ = np.asarray(stats.quantiles["x"])[:, None]       # the same knots, scikit-learn's transform
+    np.testing.assert_allclose(enc[:7, 0], np.clip(ref.transform(probe[:, None])[:, 0], ndtri(1e-3),
+                                                   ndtri(1 - 1e-3)), atol=1e-6)
+    assert enc[5, 0] == pytest.approx(3.0902, abs=1e-3) and enc[6, 0] == pytest.approx(-3.0902, abs=1e-3)
+    # a repeated value lands in the middle of its probability mass (scikit-learn sends a binary
+    # feature's 0 and 1 to its extreme bounds instead)
+    knots_b = np.asarray(stats.quantiles["b"])
+    for value, row in ((0.0, 0), (1.0, 1)):
+        mass = probs[knots_b == value]
+        assert enc[row, 1] == pytest.approx(ndtri(0.5 * (mass.min() + mass.max())), abs=1e-6)
+    assert list(enc[7, :4]) == [0.0, pytest.approx(enc[1, 1]), 1.0, 0.0]     # NULL: 0 and marked missing
+    with pytest.raises(FeatureError, match="train.scaling must be one of standard, rank_gauss, got 'minmax'"):
+        compute_stats(df, ["x"], 8, 16, scaling="minmax")
+
+
 def test_encoding_standardises_and_marks_missing():
     stats = TabularStats(["x", "y"], [2.0, 10.0], [2.0, 5.0], ["pop", "rock"], 8, 16)
     pdf = pd.DataFrame({"x": [4.0, None, np.nan], "y": [10.0, 0.0, None], "genre": ["rock", "jazz", None]})

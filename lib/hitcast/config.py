@@ -194,6 +194,9 @@ class TrainSection:
     #: log1p-compress non-negative features whose train skewness exceeds this; 0 = off (off for the demo:
     #: fused test F1 0.712-0.719 with it at 2.0, 0.730-0.731 without).
     log1p_min_skew: float = 0.0
+    #: How tabular features are scaled: ``standard`` (train mean / std) or ``rank_gauss`` (train quantiles
+    #: mapped onto a standard normal; see :mod:`hitcast.model.tabular`).
+    scaling: str = "standard"
     #: The chief saves the weights of the epoch with the best validation ROC-AUC, not the last epoch's.
     restore_best: bool = True
     #: Seconds a training worker may run before the barrier stage gives up.
@@ -223,6 +226,8 @@ class EvaluateSection:
     hit_predictor_learning_rate: float = 0.001
     #: log1p of speechiness, liveness, duration_ms, chorus_hit, sections: test F1 0.798 / AUC 0.852 vs 0.787 / 0.850.
     hit_predictor_log1p_min_skew: float = 2.0
+    #: rank-Gauss scaling of the 15 Spotify features (replaces log1p); see README "What the demo shows".
+    hit_predictor_scaling: str = "rank_gauss"
 
 
 @dataclass

@@ -97,6 +97,7 @@ def run_hit_predictor(spark: SparkSession, cfg: Config) -> tuple[Path, list[Mode
     hp.train.dropout = cfg.evaluate.hit_predictor_dropout
     hp.train.learning_rate = cfg.evaluate.hit_predictor_learning_rate
     hp.train.log1p_min_skew = cfg.evaluate.hit_predictor_log1p_min_skew
+    hp.train.scaling = cfg.evaluate.hit_predictor_scaling
     inputs = {"hit_predictor_csv": {"location": str(folder), "fingerprint": fingerprint(raw)}}
     out = train_model(spark, hp, examples, None, inputs, "tabular", version_prefix="hitpredictor-tabular")
     rows = eval_rows(examples, None)
