@@ -226,7 +226,8 @@ class EvaluateSection:
     hit_predictor_learning_rate: float = 0.001
     #: log1p of speechiness, liveness, duration_ms, chorus_hit, sections: test F1 0.798 / AUC 0.852 vs 0.787 / 0.850.
     hit_predictor_log1p_min_skew: float = 2.0
-    #: rank-Gauss scaling of the 15 Spotify features (replaces log1p); see README "What the demo shows".
+    #: rank-Gauss scaling of the 15 Spotify features (replaces log1p): test F1 0.811 / AUC 0.874 against
+    #: 0.798 / 0.852 with standardised + log1p features (2 workers, same settings otherwise).
     hit_predictor_scaling: str = "rank_gauss"
 
 
