@@ -10,7 +10,8 @@ from pyspark.sql import functions as F
 from conftest import make_config
 from hitcast.features.examples import (SCORING_ID_COLUMNS, build_training_examples, feature_columns, features_as_of,
                                        write_training_examples)
-from hitcast.features.splits import add_split
+from hitcast.errors import ConfigError
+from hitcast.features.splits import add_split, check_time_split
 from hitcast.schemas import CATALOG, ID_COLUMNS, LABEL_COLUMNS
 
 T = dt.date(2025, 3, 1)
@@ -153,3 +154,18 @@ def test_time_split_and_artist_disjoint_split(spark, tmp_path):
     assert 0.6 < shares["train"] / 400 < 0.8 and 0.08 < shares["test"] / 400 < 0.22
     again = {r["artist_id"]: r["split"] for r in add_split(df, cfg.features).collect()}
     assert again == {r["artist_id"]: r["split"] for r in out.collect()}   # stable
+
+
+def test_time_split_refuses_label_windows_that_reach_into_a_later_split(tmp_path):
+    check_time_split(make_config(tmp_path).features)             # the shipped cutoffs are honest
+    leaky_train = make_config(tmp_path, "features.cutoffs=[2025-03-01, 2025-05-15, 2025-07-01, 2025-09-01]")
+    with pytest.raises(ConfigError, match=r"the train cutoff 2025-05-15 labels plays up to 2025-07-10 "
+                                          r"\(horizon_days=56\), past the next split's cutoff 2025-07-01.*"
+                                          r"move it to 2025-05-06 or earlier"):
+        check_time_split(leaky_train.features)
+    leaky_val = make_config(tmp_path, "features.cutoffs=[2025-03-01, 2025-07-15, 2025-09-01]",
+                            "features.validation_cutoffs=[2025-07-15]")
+    with pytest.raises(ConfigError, match="the validation cutoff 2025-07-15 labels plays up to 2025-09-09"):
+        check_time_split(leaky_val.features)
+    short = make_config(tmp_path, "features.cutoffs=[2025-05-15, 2025-07-01, 2025-09-01]", "features.horizon_days=40")
+    check_time_split(short.features)                               # 2025-05-15 + 40 days = 2025-06-24
