@@ -89,8 +89,9 @@ def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, spectrog
     return assess(variant, out.version, rows, p, cfg.evaluate.min_group_rows)
 
 
-def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame) -> ModelResult:
-    """The Spark MLlib GBT baseline on the tabular inputs, assessed like the Keras models."""
+def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, name: str = "gbt") -> ModelResult:
+    """The Spark MLlib GBT baseline on the tabular inputs (every numeric column of ``examples``), assessed
+    like the Keras models and reported as ``name``."""
     from hitcast.evaluation.baselines import gbt_scores
 
     feats = feature_columns(examples)
@@ -100,5 +101,5 @@ def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame) -> ModelRes
     merged = rows.merge(scores[KEY + ["p"]], on=KEY, how="left")
     if merged["p"].isna().any():
         log.warning("GBT scored %d of %d rows", int(merged["p"].notna().sum()), len(merged))
-    return assess("gbt", f"spark-mllib-gbt-{cfg.evaluate.gbt_iterations}x{cfg.evaluate.gbt_max_depth}",
+    return assess(name, f"spark-mllib-gbt-{cfg.evaluate.gbt_iterations}x{cfg.evaluate.gbt_max_depth}",
                   merged.drop(columns=["p"]), merged["p"].fillna(0.0).to_numpy(), cfg.evaluate.min_group_rows)
