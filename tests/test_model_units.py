@@ -120,8 +120,23 @@ def test_rank_gauss_knots_in_spark_and_encoding_match_scikit_learn(spark):
         mass = probs[knots_b == value]
         assert enc[row, 1] == pytest.approx(ndtri(0.5 * (mass.min() + mass.max())), abs=1e-6)
     assert list(enc[7, :4]) == [0.0, pytest.approx(enc[1, 1]), 1.0, 0.0]     # NULL: 0 and marked missing
-    with pytest.raises(FeatureError, match="train.scaling must be one of standard, rank_gauss, got 'minmax'"):
+    with pytest.raises(FeatureError, match="train.scaling must be one of standard, rank_gauss, piecewise, got 'minmax'"):
         compute_stats(df, ["x"], 8, 16, scaling="minmax")
+
+
+def test_piecewise_linear_encoding_over_spark_quantile_bins(spark):
+    df = spark.createDataFrame([(float(v), float(v % 2)) for v in range(1, 101)] + [(None, 0.0)], "x double, b double")
+    stats = compute_stats(df, ["x", "b"], 8, 16, scaling="piecewise", n_quantiles=101, bins=4)
+    assert stats.bins == 4 and stats.width == 2 * (4 + 1) + 0 + 1           # no genre column: unknown bucket only
+    assert stats.quantiles["x"][::25] == [1.0, 25.0, 50.0, 75.0, 100.0]      # bin edges: 1 | 25 | 50 | 75 | 100
+    enc = encode_tabular(pd.DataFrame({"x": [-5.0, 1.0, 37.5, 50.0, 90.0, 1e9, None], "b": [0, 1, 1, 0, 0, 1, 1]}),
+                         stats)
+    np.testing.assert_allclose(enc[:, :4], [[0, 0, 0, 0], [0, 0, 0, 0], [1, 0.5, 0, 0], [1, 1, 0, 0],
+                                            [1, 1, 1, 0.6], [1, 1, 1, 1], [0, 0, 0, 0]], atol=1e-9)
+    np.testing.assert_allclose(enc[:, 4:8], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0],
+                                             [0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]])   # binary: one bin, rest 0
+    np.testing.assert_array_equal(enc[:, 8], [0, 0, 0, 0, 0, 0, 1])           # x missing in the last row only
+    assert TabularStats.from_json(stats.to_json()) == stats
 
 
 def test_encoding_standardises_and_marks_missing():

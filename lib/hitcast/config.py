@@ -202,6 +202,8 @@ class TrainSection:
     #: :mod:`hitcast.model.tabular`) or ``standard`` (train mean / std). Demo, monthly cutoffs: fused test
     #: F1 / AUC 0.760 / 0.956 with rank_gauss, 0.755 / 0.951 with standard; hit-predictor 0.811 / 0.874 vs 0.798 / 0.852.
     scaling: str = "rank_gauss"
+    #: Piecewise-linear components per feature with ``scaling: piecewise`` (quantile bins).
+    bins: int = 16
     #: The chief saves the weights of the epoch with the best validation ROC-AUC, not the last epoch's.
     restore_best: bool = True
     #: Seconds a training worker may run before the barrier stage gives up.

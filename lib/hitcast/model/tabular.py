@@ -12,7 +12,10 @@ train split and saved with the statistics (``log1p``), so scoring applies exactl
 Alternatively (``train.scaling: rank_gauss``) every feature is mapped through its train-split quantiles
 onto a standard normal (the "rank-Gauss" transform of scikit-learn's ``QuantileTransformer``): the
 quantile knots are computed in Spark (``percentile_approx``) and saved with the statistics; heavy tails,
-skew and outliers then cost an MLP nothing, and ``log1p`` is not needed.
+skew and outliers then cost an MLP nothing, and ``log1p`` is not needed. ``train.scaling: piecewise``
+uses the same knots for a piecewise-linear encoding (``train.bins`` quantile bins per feature, see
+:func:`hitcast.model.quantiles.piecewise_linear`): an MLP can then learn step-like effects of a feature
+as a tree ensemble does.
 
 Missing values are explicit: a feature is standardised with the train split's mean and (population)
 standard deviation, NULL/NaN becomes 0 *after* standardising (the train mean), and a per-feature missing
@@ -22,6 +25,8 @@ never look like "an average track with zero plays".
 The encoded vector of one row, length ``2 * F + G + 1`` (``F`` features, ``G`` genres)::
 
     [ standardised values (F) | missing indicators (F) | genre one-hot (G + 1, last = unknown) ]
+
+With piecewise scaling the values block is ``F * bins`` wide (feature-major, a feature's unused bins 0).
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, NumericType
 
 from hitcast.errors import HitcastError
+from hitcast.model.quantiles import piecewise_linear, quantile_knots, rank_gauss
 from hitcast.schemas import CATEGORICAL_FEATURES, ID_COLUMNS, LABEL_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -67,8 +73,10 @@ class TabularStats:
         Features replaced by ``log1p(max(x, 0))`` before standardising (``means``/``stds`` are of the
         transformed values). Empty in statistics saved before the transform existed.
     quantiles : dict of str to list of float
-        With rank-Gauss scaling: per feature, its train-split quantiles at ``linspace(0, 1, k)`` (non-
-        decreasing, ``k`` knots); such a feature is encoded by :func:`rank_gauss` instead of standardised.
+        With rank-Gauss or piecewise scaling: per feature, its train-split quantiles at ``linspace(0, 1, k)``
+        (non-decreasing, ``k`` knots); such a feature is encoded from them instead of standardised.
+    bins : int
+        0, or with piecewise scaling the number of piecewise-linear components per feature.
     """
 
     features: list[str]
@@ -80,11 +88,12 @@ class TabularStats:
     extra: dict[str, Any] = field(default_factory=dict)
     log1p: list[str] = field(default_factory=list)
     quantiles: dict[str, list[float]] = field(default_factory=dict)
+    bins: int = 0
 
     @property
     def width(self) -> int:
-        """Length of the encoded vector: ``2 * F + G + 1``."""
-        return 2 * len(self.features) + len(self.genres) + 1
+        """Length of the encoded vector: ``2 * F + G + 1``, or ``F * (bins + 1) + G + 1`` when piecewise."""
+        return len(self.features) * (max(self.bins, 1) + 1) + len(self.genres) + 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -106,13 +115,12 @@ def feature_columns(df: DataFrame) -> list[str]:
             if f.name not in EXCLUDED and isinstance(f.dataType, (NumericType, BooleanType))]
 
 
-SCALINGS = ("standard", "rank_gauss")
-#: Rank-Gauss output is clipped to the normal quantiles of ``[U_BOUND, 1 - U_BOUND]`` (about +-3.1).
-U_BOUND = 1e-3
+SCALINGS = ("standard", "rank_gauss", "piecewise")
 
 
 def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_frames: int,
-                  log1p_min_skew: float = 0.0, scaling: str = "standard", n_quantiles: int = 101) -> TabularStats:
+                  log1p_min_skew: float = 0.0, scaling: str = "standard", n_quantiles: int = 101,
+                  bins: int = 16) -> TabularStats:
     """Standardisation statistics and genre vocabulary, computed in Spark over the train split.
 
     Parameters
@@ -125,9 +133,11 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
     log1p_min_skew : float
         Non-negative features more skewed than this (Spark ``skewness``) are log1p-compressed; 0 = none.
         Ignored with ``rank_gauss`` scaling (the quantile map makes a monotone transform redundant).
-    scaling : {"standard", "rank_gauss"}
-        ``rank_gauss`` also computes ``n_quantiles`` quantile knots per feature (Spark
+    scaling : {"standard", "rank_gauss", "piecewise"}
+        ``rank_gauss`` and ``piecewise`` also compute ``n_quantiles`` quantile knots per feature (Spark
         ``percentile_approx``, accuracy 10,000).
+    bins : int
+        Piecewise-linear components per feature (``piecewise`` only).
 
     Returns
     -------
@@ -161,51 +171,11 @@ def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_fram
     if "genre" in train.columns:
         genres = sorted(r["genre"] for r in train.select("genre").where(F.col("genre").isNotNull())
                         .distinct().collect())
-    quantiles = quantile_knots(train, features, n_quantiles) if scaling == "rank_gauss" else {}
-    log.info("tabular stats: %d features (%d log1p-compressed: %s; %d rank-Gauss), %d genres", len(features),
-             len(logged), ", ".join(logged) or "none", len(quantiles), len(genres))
+    quantiles = quantile_knots(train, features, n_quantiles) if scaling != "standard" else {}
+    log.info("tabular stats: %d features (%d log1p-compressed: %s; %d quantile-mapped, %s), %d genres",
+             len(features), len(logged), ", ".join(logged) or "none", len(quantiles), scaling, len(genres))
     return TabularStats(list(features), means, stds, genres, int(n_mels), int(n_frames), log1p=logged,
-                        quantiles=quantiles)
-
-
-def quantile_knots(train: DataFrame, features: Sequence[str], n_quantiles: int = 101) -> dict[str, list[float]]:
-    """Train-split quantiles of each feature at ``linspace(0, 1, n_quantiles)``, in one Spark pass.
-
-    Returns
-    -------
-    dict of str to list of float
-        ``n_quantiles`` non-decreasing knots per feature; features that are NULL in every row are left out.
-    """
-    probs = [float(p) for p in np.linspace(0.0, 1.0, max(2, n_quantiles))]
-    row = train.agg(*[F.percentile_approx(F.col(c).cast("double"), probs, 10_000).alias(f"q{i}")
-                      for i, c in enumerate(features)]).first()
-    return {c: [float(v) for v in row[f"q{i}"]] for i, c in enumerate(features) if row[f"q{i}"] is not None}
-
-
-def rank_gauss(x: np.ndarray, knots: Sequence[float]) -> np.ndarray:
-    """Map values through their quantile knots onto a standard normal.
-
-    ``u`` is the average of the forward and backward linear interpolation of ``x`` over the knots
-    (so a value repeated across several knots, as a binary feature's, lands in the middle of its
-    probability mass), clipped to ``[U_BOUND, 1 - U_BOUND]``; the result is ``Phi^-1(u)``.
-
-    Parameters
-    ----------
-    x : np.ndarray, shape (n,), float64 (NaN passes through)
-    knots : sequence of float, length k >= 2, non-decreasing
-
-    Returns
-    -------
-    np.ndarray, shape (n,), float64, in about [-3.09, 3.09]
-    """
-    from scipy.special import ndtri
-
-    q = np.asarray(knots, dtype=np.float64)
-    probs = np.linspace(0.0, 1.0, q.size)
-    fwd = np.interp(x, q, probs)
-    bwd = 1.0 - np.interp(-x, -q[::-1], 1.0 - probs[::-1])
-    u = np.clip(0.5 * (fwd + bwd), U_BOUND, 1.0 - U_BOUND)
-    return np.where(np.isnan(x), np.nan, ndtri(u))
+                        quantiles=quantiles, bins=int(bins) if scaling == "piecewise" else 0)
 
 
 def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
@@ -221,7 +191,8 @@ def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
     Returns
     -------
     np.ndarray, shape (n_rows, stats.width), float32
-        ``[standardised (or rank-Gauss) | missing indicators | genre one-hot]``, see the module docstring.
+        ``[standardised (rank-Gauss, piecewise) values | missing indicators | genre one-hot]``, see the
+        module docstring.
     """
     n, f = len(pdf), len(stats.features)
     raw = np.full((n, f), np.nan, dtype=np.float64)
@@ -232,11 +203,16 @@ def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
     for j, c in enumerate(stats.features):
         if c in stats.log1p:
             raw[:, j] = np.log1p(np.maximum(raw[:, j], 0.0))
-    z = (raw - np.asarray(stats.means)) / np.asarray(stats.stds)
-    for j, c in enumerate(stats.features):
-        if c in stats.quantiles:
-            z[:, j] = rank_gauss(raw[:, j], stats.quantiles[c])
-    z[missing] = 0.0
+    if stats.bins:
+        blocks = [piecewise_linear(raw[:, j], stats.quantiles.get(c, []), stats.bins)
+                  for j, c in enumerate(stats.features)]
+        z = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+    else:
+        z = (raw - np.asarray(stats.means)) / np.asarray(stats.stds)
+        for j, c in enumerate(stats.features):
+            if c in stats.quantiles:
+                z[:, j] = rank_gauss(raw[:, j], stats.quantiles[c])
+        z[missing] = 0.0
     onehot = np.zeros((n, len(stats.genres) + 1), dtype=np.float32)
     index = {g: i for i, g in enumerate(stats.genres)}
     genre = pdf["genre"] if "genre" in pdf.columns else pd.Series([None] * n)

@@ -120,7 +120,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     features = [c for c in feature_columns(examples) if c not in set(exclude_features)]
     train = examples.where(F.col("split") == train_split)
     n_mels, n_frames = dataset.spectrogram_shape(spectrograms if audio else None, cfg)
-    stats = compute_stats(train, features, n_mels, n_frames, cfg.train.log1p_min_skew, cfg.train.scaling)
+    stats = compute_stats(train, features, n_mels, n_frames, cfg.train.log1p_min_skew, cfg.train.scaling,
+                          bins=cfg.train.bins)
     stats.extra = {"version": version, "variant": variant, "popularity_head": cfg.train.popularity_head}
     joined = dataset.join_spectrograms(examples.where(F.col("split").isin(train_split, validation_split)),
                                        spectrograms if audio else None)
