@@ -10,7 +10,8 @@ import pytest
 
 from hitcast.evaluation.ablations import assess, eval_rows, gbt_result
 from hitcast.evaluation.hitpredictor import CSV_SCHEMA, NUMERIC, as_examples
-from hitcast.evaluation.limit import load_truth_or_reason, truth_result
+from hitcast.evaluation.limit import load_truth_or_reason, oracle_result, truth_result, with_latents
+from hitcast.model.tabular import feature_columns
 from hitcast.evaluation.report import PLOTS, write_report
 from hitcast.evaluation.suite import comparison_notes
 from test_model_synth import synth_frames
@@ -100,3 +101,28 @@ def test_hit_predictor_dedup_and_time_split(spark):
     assert (ex["u1"].is_hit, ex["u1"].danceability, str(ex["u1"].cutoff)) == (1, .1, "1960-01-01")
     assert ex["u2"].split == "test" and ex["u1"].split in ("train", "validation")
     assert ex["u3"].genre is None and ex["u3"].popularity is None and ex["u3"].cold_start is False
+
+
+def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):
+    cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth = 5, 3
+    examples, _ = synth_frames(spark, 30)
+    rows = eval_rows(examples, None)
+    plain = gbt_result(cfg, examples, rows)
+    rng = np.random.default_rng(0)                  # synth_rows' first draws: bright audio, danceability
+    bright, dance = rng.random(30) < 0.5, rng.random(30)
+    truth = pd.DataFrame({"track_id": [f"t{t:03d}" for t in range(30)], "audio_appeal": 1.5 * bright + dance,
+                          "log_rate": 0.0, "genre": "pop"})    # the track-level part of the synthetic hit score
+    oracle = oracle_result(cfg, examples, truth, rows)
+    assert oracle.name == "gbt + true latents" and oracle.metrics["rows"] == plain.metrics["rows"] == 30
+    assert list(oracle.test["track_id"]) == list(plain.test["track_id"])
+    assert oracle.metrics["roc_auc"] >= plain.metrics["roc_auc"] > 0.8
+    joined = with_latents(examples, truth.iloc[1:])                    # t000 unknown to the truth: NULL
+    assert feature_columns(joined)[-2:] == ["audio_appeal", "log_rate"]   # the GBT's extra inputs
+    got = {r["track_id"]: r["audio_appeal"] for r in joined.select("track_id", "audio_appeal").distinct().collect()}
+    assert got["t000"] is None and got["t001"] == pytest.approx(1.5 * bright[1] + dance[1])
+    limit = assess("ground truth", "generator", rows, rows["is_hit"].to_numpy(dtype=float))
+    notes = comparison_notes([plain], limit, "", oracle)
+    assert notes[-1] == (f"learnable: a GBT trained on the same rows with the generator's latent values as extra "
+                         f"inputs reaches F1 {oracle.metrics['f1']:.3f} (ROC-AUC {oracle.metrics['roc_auc']:.3f}), "
+                         f"{100 * (1.0 - oracle.metrics['f1']):.1f} points below the limit: that part of the gap "
+                         f"is what this many training rows cannot teach")

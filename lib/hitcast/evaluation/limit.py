@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-
-from hitcast.config import Config
-
-#: The generator's latent values the oracle GBT is handed (see :func:`oracle_result`).
-ORACLE_LATENTS = ["audio_appeal", "log_rate"]
 from pyspark.sql import DataFrame
 
+from hitcast.config import Config
 from hitcast.evaluation.ablations import KEY, ModelResult, assess, gbt_result
 
 log = logging.getLogger(__name__)
+
+#: The generator's latent values the oracle GBT is handed (see :func:`oracle_result`).
+ORACLE_LATENTS = ["audio_appeal", "log_rate"]
 
 
 def load_truth_or_reason(cfg: Config) -> tuple[pd.DataFrame | None, str]:
@@ -67,6 +66,11 @@ def oracle_result(cfg: Config, examples: DataFrame, truth: pd.DataFrame, rows: p
     rows : pandas.DataFrame
         The evaluation rows (validation + test) the other models were assessed on.
     """
+    return gbt_result(cfg, with_latents(examples, truth), rows, name="gbt + true latents")
+
+
+def with_latents(examples: DataFrame, truth: pd.DataFrame) -> DataFrame:
+    """``examples`` plus the :data:`ORACLE_LATENTS` columns (double; NULL for a track the truth lacks)."""
     latents = truth[["track_id", *ORACLE_LATENTS]].drop_duplicates("track_id")
     lat = examples.sparkSession.createDataFrame(latents.astype({c: "float64" for c in ORACLE_LATENTS}))
-    return gbt_result(cfg, examples.join(lat, "track_id", "left"), rows, name="gbt + true latents")
+    return examples.join(lat, "track_id", "left")
