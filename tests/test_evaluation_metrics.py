@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import (average_precision_score, brier_score_loss, f1_score, precision_score, recall_score,
                              roc_auc_score)
 
-from hitcast.evaluation.metrics import (best_threshold, binary_metrics, calibration_curve, grouped_metrics,
-                                        pr_auc, release_period, roc_auc)
+from hitcast.evaluation.metrics import (best_threshold, binary_metrics, calibration_curve, f1_top_share,
+                                        grouped_metrics, pr_auc, release_period, roc_auc)
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1])
 P = np.array([.1, .4, .35, .8, .4, .9, .2, .4, .65, .7, .05, .55])   # ties at 0.4 across classes
@@ -64,3 +64,14 @@ def test_calibration_curve():
     np.testing.assert_allclose(mean_p, [.05, .15, .97])
     np.testing.assert_allclose(rate, [0, 1, .5])
     assert list(n) == [1, 1, 2]
+
+
+def test_f1_top_share_flags_the_same_share_of_every_cutoff():
+    y = np.array([1, 0, 0, 0, 0, 1, 0, 1, 0, 0])
+    p = np.array([.9, .8, .1, .2, .3, .05, .6, .7, .4, .5])
+    cut = np.array(["a"] * 5 + ["b"] * 5)
+    # a: top 2 of 5 (round(0.4 * 5)) = rows 0, 1 -> 1 hit; b: rows 7, 6 -> 1 hit; 2 TP, 2 FP, 1 FN
+    assert f1_top_share(y, p, cut, 0.4) == pytest.approx(2 * 2 / (4 + 3))
+    assert f1_top_share(y, p, np.zeros(10), 0.3) == pytest.approx(2 * 2 / (3 + 3))   # rows 0, 1, 7 as one group
+    assert f1_top_share(y, np.ones(10), cut, 0.2) == pytest.approx(2 * 2 / (2 + 3))  # ties: earlier rows (0, 5)
+    assert f1_top_share(y, p, cut, 0.0) == 0.0

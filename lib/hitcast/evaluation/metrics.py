@@ -56,6 +56,30 @@ def f1_at(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def f1_top_share(y: np.ndarray, p: np.ndarray, groups: np.ndarray, share: float) -> float:
+    """F1 when the top ``share`` of each group by score is flagged (``round(share * n)`` rows of a group of n).
+
+    The demo's label is rank-based (the top ``features.hit_share`` of a cutoff's cohort), so flagging the
+    same share of each cutoff by score is the label's own operating point: no threshold to choose.
+    Ties in ``p`` go to the earlier row.
+
+    Parameters
+    ----------
+    y, p, groups : np.ndarray, shape (n,)
+        Labels (0/1), scores and group keys (the cutoff).
+    """
+    y = np.asarray(y, dtype=np.int64).ravel()
+    p = np.asarray(p, dtype=np.float64).ravel()
+    groups = np.asarray(groups).ravel()
+    flagged = np.zeros(len(y), dtype=bool)
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        k = int(round(share * len(idx)))
+        flagged[idx[np.argsort(-p[idx], kind="mergesort")[:k]]] = True
+    tp = int(np.sum(flagged & (y == 1)))
+    return 2 * tp / (int(flagged.sum()) + int(y.sum())) if tp else 0.0
+
+
 def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The threshold that maximises F1 on ``(y, p)`` (the validation split); 0.5 without positives.
 

@@ -97,12 +97,14 @@ def _save(fig, path: Path) -> Path:
 
 def metrics_table(results: Sequence[ModelResult]) -> str:
     """Markdown table: one row per model, test metrics at the validation-chosen threshold."""
-    lines = ["| model | version | threshold | F1 | precision | recall | ROC-AUC | PR-AUC | Brier | rows |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | version | threshold | F1 | precision | recall | ROC-AUC | PR-AUC | Brier | F1 top share "
+             "| rows |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         m = r.metrics
         lines.append(f"| {r.name} | `{r.version}` | {fmt(r.threshold)} | " +
-                     " | ".join(fmt(m[c]) for c in METRIC_COLUMNS) + f" | {m['rows']} |")
+                     " | ".join(fmt(m[c]) for c in METRIC_COLUMNS) +
+                     f" | {fmt(m.get('f1_top_share', float('nan')))} | {m['rows']} |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from hitcast.config import Config
 from hitcast.evaluation.ablations import ModelResult, eval_rows, gbt_result, keras_result
 from hitcast.evaluation.limit import load_truth_or_reason, oracle_result, truth_result
-from hitcast.evaluation.metrics import fmt
+from hitcast.evaluation.metrics import f1_top_share, fmt
 from hitcast.evaluation.report import write_report
 from hitcast.model.training import table_inputs
 
@@ -48,6 +48,11 @@ def comparison_notes(results: list[ModelResult], limit: ModelResult | None, limi
                          f"inputs reaches F1 {fmt(oracle.metrics['f1'])} (ROC-AUC {fmt(oracle.metrics['roc_auc'])}), "
                          f"{100 * (limit.metrics['f1'] - oracle.metrics['f1']):.1f} points below the limit: that "
                          f"part of the gap is what this many training rows cannot teach")
+        if "f1_top_share" in limit.metrics and "f1_top_share" in primary.metrics:
+            share_gap = 100 * (limit.metrics["f1_top_share"] - primary.metrics["f1_top_share"])
+            notes.append(f"top share (each cutoff's top hit_share flagged, no threshold): {primary.name} F1 "
+                         f"{fmt(primary.metrics['f1_top_share'])} vs the limit's "
+                         f"{fmt(limit.metrics['f1_top_share'])}, {share_gap:.1f} points below it")
     else:
         notes.append(f"limit: skipped: {limit_reason}")
     return notes
@@ -73,6 +78,10 @@ def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     if limit is None:
         log.info("ground-truth limit skipped: %s", reason)
     oracle = oracle_result(cfg, examples, truth, rows) if limit is not None and cfg.evaluate.oracle else None
+    for r in [*results, oracle, limit]:
+        if r is not None:
+            r.metrics["f1_top_share"] = f1_top_share(r.test["is_hit"].to_numpy(), r.test["p"].to_numpy(),
+                                                     r.test["cutoff"].to_numpy(), cfg.features.hit_share)
     notes = comparison_notes(results, limit, reason, oracle)
     for n in notes:
         log.info("%s", n)
