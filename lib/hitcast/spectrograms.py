@@ -21,7 +21,6 @@ Output schema: exactly :data:`hitcast.schemas.SPECTROGRAMS`.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ from hitcast.audio.track import ROW_KEYS, Previous, process_track
 from hitcast.config import Config, DspSection
 from hitcast.schemas import SPECTROGRAMS
 from hitcast.tables import log_version, merge_upsert, table_exists
+from hitcast.workerprep import prepare_worker
 
 log = logging.getLogger(__name__)
 
@@ -113,23 +113,6 @@ def with_previous(tracks: DataFrame, previous: DataFrame | None) -> DataFrame:
     return base.join(prev, "track_id", "left")
 
 
-_FROZEN = False
-
-
-def freeze_imports() -> None:
-    """Once per process: move every object alive now (modules, their functions and constants) out of
-    the cyclic garbage collector's reach (:func:`gc.freeze`).
-
-    PySpark's daemon runs a full ``gc.collect()`` after every task of a reused Python worker. With NumPy,
-    SciPy, PyArrow and pandas loaded, that walk over ~85,000 long-lived objects cost ~40 ms of CPU a task
-    and found nothing to free; objects allocated after the freeze are collected as before.
-    """
-    global _FROZEN
-    if not _FROZEN:
-        _FROZEN = True
-        gc.freeze()
-
-
 def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Sequence[str],
                 version: str, counts: Accumulator | None = None) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: one output batch (``ROW_SCHEMA``) per input batch (``with_previous``).
@@ -137,7 +120,7 @@ def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Seque
     ``counts``, when given, is a :class:`StatusCounts` accumulator that receives each batch's
     ``{status: rows}``.
     """
-    freeze_imports()
+    prepare_worker()  # once per process: cheaper tasks after this one
     schema = to_arrow_schema(ROW_SCHEMA)
     for batch in batches:
         cols = batch.to_pydict()
@@ -209,15 +192,16 @@ def _append_new(spark: SparkSession, rows: DataFrame, location: str, n_tracks: i
 def _merge_changed(spark: SparkSession, rows: DataFrame, location: str) -> tuple[dict[str, int], float]:
     """Persist ``rows`` once, count them by status, MERGE the changed ones into ``location``.
 
-    Returns the counts (``unchanged`` included) and the seconds the MERGE took.
+    Returns the counts (``unchanged`` included) and the seconds the MERGE took (0 without one).
     """
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        by_status = count_by(rows)
-        t = time.perf_counter()
+        by_status, seconds = count_by(rows), 0.0
         if any(s != UNCHANGED for s in by_status):
+            t = time.perf_counter()
             merge_upsert(spark, rows.where(F.col("status") != UNCHANGED), location, ["track_id"])
-        return by_status, time.perf_counter() - t
+            seconds = time.perf_counter() - t
+        return by_status, seconds
     finally:
         rows.unpersist()
 
