@@ -229,7 +229,7 @@ def report(name: str, files: list[Path], root: Path, spark, cfg: Config, work: P
     line("    floor scaled to 2 cores", t_c / 2)
     print(f"    (c) decode {t_dec:.2f} s + STFT {t_stft:.2f} s")
     print(f"speed-up (a)/(b): {t_a / t_b:.2f}x (target >= 3x)   (b) / two-core floor: {t_b / (t_c / 2):.2f}x "
-          f"(target <= 1.5x); compute phase alone: {summary.seconds['compute'] / (t_c / 2):.2f}x "
+          f"(target <= 1.5x); compute phase (with the append) alone: {summary.seconds['compute'] / (t_c / 2):.2f}x "
           f"(load average now {os.getloadavg()[0]:.1f})", flush=True)
     return {"a": t_a, "b": t_b, "c": t_c}
 

@@ -19,7 +19,8 @@ from hitcast import melcodec
 from hitcast.audio import compute_clip, dsp_version
 from hitcast.schemas import SPECTROGRAMS
 from hitcast.config import DspSection
-from hitcast.spectrograms import PREV_COLUMNS, ROW_SCHEMA, map_batches, partitions_for, update_spectrograms
+from hitcast.spectrograms import (PREV_COLUMNS, ROW_SCHEMA, SpectrogramSummary, StatusCounts, _append_new, compute_rows,
+                                  create_table, map_batches, partitions_for, update_spectrograms, with_previous)
 from hitcast.tables import table_version
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +111,7 @@ def test_incremental_recomputes_exactly_the_changed_tracks(spark, tmp_path):
     write_catalog(spark, cfg, [(n, f"{n}.wav") for n in "abcd"] + [("m", "m.wav")])
     first = run(spark, cfg, T1)
     assert (first.recomputed, first.skipped, first.recomputed_by_status) == (5, 0, {"missing": 1, "ok": 4})
+    assert first.table_version == table_version(spark, cfg.table("spectrograms")) == 1   # create, then one append
     old_hash = {r.track_id: r.content_hash for r in table(spark, cfg).collect()}
 
     write_tone(root / "b.wav", 2.0, freq=1234.0)            # new bytes for b
@@ -123,6 +125,7 @@ def test_incremental_recomputes_exactly_the_changed_tracks(spark, tmp_path):
     assert recomputed == {"b", "e"} and kept == {"a", "c", "d", "m"}
     assert (second.recomputed, second.skipped, second.recomputed_by_status) == (2, 4, {"ok": 2})
     assert second.table_by_status == {"missing": 1, "ok": 5}
+    assert second.table_version == table_version(spark, cfg.table("spectrograms")) == 2  # one MERGE
     new_hash = {r.track_id: r.content_hash for r in df.collect()}
     assert new_hash["b"] == sha256(root / "b.wav") != old_hash["b"]
     assert {k: new_hash[k] for k in "acdm"} == {k: old_hash[k] for k in "acdm"}
@@ -132,7 +135,7 @@ def test_incremental_recomputes_exactly_the_changed_tracks(spark, tmp_path):
     before = table_version(spark, cfg.table("spectrograms"))
     third = run(spark, cfg, T3)
     assert (third.recomputed, third.skipped, third.recomputed_by_status) == (0, 6, {})
-    assert table_version(spark, cfg.table("spectrograms")) == before
+    assert table_version(spark, cfg.table("spectrograms")) == before == third.table_version
     assert table(spark, cfg).where(F.col("computed_at") == F.lit(T3)).count() == 0
 
     # A DSP setting change recomputes every track (missing ones too: their row carries the old dsp_version).
@@ -166,6 +169,43 @@ def test_workers_stream_one_bounded_batch_at_a_time(tmp_path):
     assert first.schema == to_arrow_schema(ROW_SCHEMA)
     assert first.to_pydict()["status"] == ["ok", "rejected_path"]
     assert [b.num_rows for b in out] == [2, 2] and pulled == [0, 1, 2]
+
+
+def _new_rows(spark, root, names, counts):
+    tracks = spark.createDataFrame([(n, n) for n in names], "track_id string, audio_path string")
+    rows = compute_rows(with_previous(tracks, None), DspSection(clip_seconds=1.0), [str(root)], 2, counts)
+    return rows.withColumn("computed_at", F.lit(T1)).select(*SPECTROGRAMS.fieldNames())
+
+
+def test_new_table_is_counted_by_the_workers_while_appending(spark, tmp_path, caplog):
+    write_tone(tmp_path / "a.wav", 1.5)
+    write_tone(tmp_path / "b.wav", 0.5)
+    names = ["a.wav", "b.wav", "gone.wav", "../x.wav"]
+    expected = {"missing": 1, "ok": 1, "rejected_path": 1, "too_short": 1}
+    counts = spark.sparkContext.accumulator({}, StatusCounts())
+    create_table(spark, str(tmp_path / "t1"))
+    assert _append_new(spark, _new_rows(spark, tmp_path, names, counts), str(tmp_path / "t1"), 4, counts) == expected
+    assert counts.value == expected and not caplog.records
+    # Counts that do not add up to the tracks (an update lost) are replaced by a count of the table.
+    idle = spark.sparkContext.accumulator({}, StatusCounts())
+    create_table(spark, str(tmp_path / "t2"))
+    assert _append_new(spark, _new_rows(spark, tmp_path, names, None), str(tmp_path / "t2"), 4, idle) == expected
+    assert idle.value == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"status counts from the workers add up to 0, not 4 tracks: counting the table {tmp_path / 't2'}"]
+
+
+def test_summary_phases(spark, tmp_path):
+    cfg = make_config(tmp_path, "dsp.clip_seconds=1.0")
+    write_tone(cfg.path("raw/audio") / "a.wav", 1.5)
+    write_catalog(spark, cfg, [("a", "a.wav")])
+    first, again = run(spark, cfg, T1), run(spark, cfg, T2)
+    assert isinstance(first, SpectrogramSummary)
+    assert (first.recomputed, first.table_by_status, again.skipped, again.table_by_status) == (1, {"ok": 1}, 1, {"ok": 1})
+    for summary in (first, again):
+        assert list(summary.seconds) == ["plan", "compute", "merge", "report", "total"]
+        assert summary.seconds["total"] >= sum(v for k, v in summary.seconds.items() if k != "total") - 1e-6
+    assert first.seconds["merge"] == 0.0 and again.seconds["merge"] == 0.0   # new table: append; nothing changed
 
 
 def test_partitions_give_every_core_work(spark):

@@ -8,9 +8,14 @@ read, so a Python worker's memory does not grow with the catalog):
 2. ``compute_rows``: per track, resolve the path, hash the bytes, and decode + log-mel only when the
    path, the bytes or the DSP settings changed (:func:`hitcast.audio.track.process_track`); unchanged
    tracks come out as small ``status = 'unchanged'`` marker rows;
-3. ``update_spectrograms``: persist that result once, count it by status, and MERGE the changed rows
-   into ``spectrograms`` on ``track_id`` (into an empty table, append them). Nothing changed -> no
-   MERGE, no new table version.
+3. ``update_spectrograms`` writes the result:
+
+   - a table created by this run holds nothing to compare with: every row is new, so the rows are
+     appended in the same Spark job that computes them, and the workers count them by status on the
+     way (a Spark accumulator, updated once per successful task of that job, checked against the
+     number of tracks);
+   - an existing table: the result is persisted once, counted by status, and its changed rows are
+     MERGEd on ``track_id``. Nothing changed -> no MERGE, no new table version.
 
 Output schema: exactly :data:`hitcast.schemas.SPECTROGRAMS`.
 """
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
-from pyspark import StorageLevel
+from pyspark import Accumulator, AccumulatorParam, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
@@ -39,7 +44,8 @@ from hitcast.audio.status import UNCHANGED
 from hitcast.audio.track import ROW_KEYS, Previous, process_track
 from hitcast.config import Config, DspSection
 from hitcast.schemas import SPECTROGRAMS
-from hitcast.tables import merge_upsert, table_exists
+from hitcast.tables import log_version, merge_upsert, table_exists
+from hitcast.workerprep import prepare_worker
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +70,23 @@ class SpectrogramSummary:
     table_by_status: dict[str, int] = field(default_factory=dict)
     table_version: int | None = None
     computed_at: datetime | None = None
-    #: Wall seconds of the phases: ``plan`` (count, read state), ``compute`` (hash + decode + log-mel on
-    #: the executors), ``merge`` (Delta MERGE), ``total``.
+    #: Wall seconds of the phases: ``plan`` (create the table if absent, count the tracks), ``compute``
+    #: (hash + decode + log-mel on the executors; into a table created by this run the append happens in
+    #: the same Spark job, so it is counted here), ``merge`` (Delta MERGE into an existing table; 0 for a
+    #: new one), ``report`` (counts of the table by status, its version), ``total``.
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+class StatusCounts(AccumulatorParam):
+    """Accumulator parameter: ``{status: count}`` dicts, added key by key."""
+
+    def zero(self, value: dict[str, int]) -> dict[str, int]:
+        return {}
+
+    def addInPlace(self, value1: dict[str, int], value2: dict[str, int]) -> dict[str, int]:
+        for key, n in value2.items():
+            value1[key] = value1.get(key, 0) + n
+        return value1
 
 
 def with_previous(tracks: DataFrame, previous: DataFrame | None) -> DataFrame:
@@ -94,14 +114,24 @@ def with_previous(tracks: DataFrame, previous: DataFrame | None) -> DataFrame:
 
 
 def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Sequence[str],
-                version: str) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function: one output batch (``ROW_SCHEMA``) per input batch (``with_previous``)."""
+                version: str, counts: Accumulator | None = None) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` function: one output batch (``ROW_SCHEMA``) per input batch (``with_previous``).
+
+    ``counts``, when given, is a :class:`StatusCounts` accumulator that receives each batch's
+    ``{status: rows}``.
+    """
+    prepare_worker()  # once per process: cheaper tasks after this one
     schema = to_arrow_schema(ROW_SCHEMA)
     for batch in batches:
         cols = batch.to_pydict()
         rows = [process_track(tid, path, Previous(pa_, ph, pd_, ps), dsp, roots, version)
                 for tid, path, pa_, ph, pd_, ps in zip(cols["track_id"], cols["audio_path"], cols["prev_audio_path"],
                                                        cols["prev_hash"], cols["prev_dsp"], cols["prev_status"])]
+        if counts is not None:
+            seen: dict[str, int] = {}
+            for r in rows:
+                seen[r["status"]] = seen.get(r["status"], 0) + 1
+            counts.add(seen)
         yield pa.RecordBatch.from_pydict({k: [r[k] for r in rows] for k in ROW_KEYS}, schema=schema)
 
 
@@ -111,15 +141,22 @@ def partitions_for(spark: SparkSession, n_tracks: int, tracks_per_partition: int
     return max(1, min(n_tracks, want))
 
 
-def compute_rows(planned: DataFrame, dsp: DspSection, roots: Sequence[str], partitions: int) -> DataFrame:
+def compute_rows(planned: DataFrame, dsp: DspSection, roots: Sequence[str], partitions: int,
+                 counts: Accumulator | None = None) -> DataFrame:
     """Run :func:`map_batches` over ``planned`` (from :func:`with_previous`) in ``partitions`` tasks.
+
+    Parameters
+    ----------
+    counts
+        Optional :class:`StatusCounts` accumulator the workers add ``{status: rows}`` to. It is exact
+        only when each task runs once within a result stage, as in a single write of these rows.
 
     Returns
     -------
     DataFrame
         ``ROW_SCHEMA`` (``SPECTROGRAMS`` without ``computed_at``), including ``unchanged`` marker rows.
     """
-    fn = partial(map_batches, dsp=dsp, roots=real_roots(roots), version=dsp_version(dsp))
+    fn = partial(map_batches, dsp=dsp, roots=real_roots(roots), version=dsp_version(dsp), counts=counts)
     return planned.repartition(partitions).mapInArrow(fn, ROW_SCHEMA)
 
 
@@ -131,8 +168,42 @@ def create_table(spark: SparkSession, location: str) -> None:
 
 
 def count_by(df: DataFrame, column: str = "status") -> dict[str, int]:
-    """``{value: count}`` of ``column``, sorted by value."""
-    return {r[column]: int(r["count"]) for r in df.groupBy(column).count().orderBy(column).collect()}
+    """``{value: count}`` of ``column``, sorted by value (sorted on the driver: no Spark sort stage)."""
+    return dict(sorted((r[column], int(r["count"])) for r in df.groupBy(column).count().collect()))
+
+
+def _append_new(spark: SparkSession, rows: DataFrame, location: str, n_tracks: int,
+                counts: Accumulator) -> dict[str, int]:
+    """Append every row of ``rows`` (none is ``unchanged``) to the empty table at ``location``.
+
+    Returns the rows by status, as the workers counted them while the append ran; if that count does
+    not add up to ``n_tracks`` (it cannot, unless a task's update was lost), the table is counted instead.
+    """
+    if n_tracks:
+        rows.write.format("delta").mode("append").save(location)
+    by_status = dict(sorted(counts.value.items()))
+    if sum(by_status.values()) != n_tracks:
+        log.warning("status counts from the workers add up to %d, not %d tracks: counting the table %s",
+                    sum(by_status.values()), n_tracks, location)
+        by_status = count_by(spark.read.format("delta").load(location).select("status"))
+    return by_status
+
+
+def _merge_changed(spark: SparkSession, rows: DataFrame, location: str) -> tuple[dict[str, int], float]:
+    """Persist ``rows`` once, count them by status, MERGE the changed ones into ``location``.
+
+    Returns the counts (``unchanged`` included) and the seconds the MERGE took (0 without one).
+    """
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_status, seconds = count_by(rows), 0.0
+        if any(s != UNCHANGED for s in by_status):
+            t = time.perf_counter()
+            merge_upsert(spark, rows.where(F.col("status") != UNCHANGED), location, ["track_id"])
+            seconds = time.perf_counter() - t
+        return by_status, seconds
+    finally:
+        rows.unpersist()
 
 
 def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, dsp: DspSection,
@@ -145,48 +216,39 @@ def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, d
     tracks
         ``track_id, audio_path`` (e.g. the ``catalog`` table), unique on ``track_id``.
     location
-        The Delta table; created with ``SPECTROGRAMS`` if absent.
+        The Delta table; created with ``SPECTROGRAMS`` if absent (then filled by one append).
     roots
         Audio roots; paths outside them are ``rejected_path``.
     computed_at
         Timestamp of this run's rows (default: now, UTC).
     """
-    from delta.tables import DeltaTable
-
     t0 = time.perf_counter()
     version = dsp_version(dsp)
     computed_at = computed_at or datetime.now(timezone.utc)
-    if not table_exists(spark, location):
+    created = not table_exists(spark, location)
+    if created:
         create_table(spark, location)
-    empty = DeltaTable.forPath(spark, location).detail().select("numFiles").first()["numFiles"] == 0
     n_tracks = tracks.count()
     parts = partitions_for(spark, n_tracks, tracks_per_partition or dsp.tracks_per_partition)
-    previous = None if empty else spark.read.format("delta").load(location)
-    rows = compute_rows(with_previous(tracks, previous), dsp, [os.fspath(r) for r in roots], parts)
+    previous = None if created else spark.read.format("delta").load(location)
+    counts = spark.sparkContext.accumulator({}, StatusCounts()) if created else None
+    rows = compute_rows(with_previous(tracks, previous), dsp, [os.fspath(r) for r in roots], parts, counts)
     rows = rows.withColumn("computed_at", F.lit(computed_at)).select(*SPECTROGRAMS.fieldNames())
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     t1 = time.perf_counter()
-    try:
-        by_status = count_by(rows)
-        t2 = time.perf_counter()
-        changed = rows.where(F.col("status") != UNCHANGED)
-        recomputed = sum(n for s, n in by_status.items() if s != UNCHANGED)
-        if recomputed and empty:  # nothing stored yet: a plain append is a cheaper MERGE
-            changed.write.format("delta").mode("append").save(location)
-        elif recomputed:
-            merge_upsert(spark, changed, location, ["track_id"])
-    finally:
-        rows.unpersist()
-    t3 = time.perf_counter()
+    if counts is not None:
+        by_status, merge_s = _append_new(spark, rows, location, n_tracks, counts), 0.0
+    else:
+        by_status, merge_s = _merge_changed(spark, rows, location)
+    t2 = time.perf_counter()
     written = {k: v for k, v in by_status.items() if k != UNCHANGED}
-    table_counts = written if empty else count_by(spark.read.format("delta").load(location).select("status"))
-    history = DeltaTable.forPath(spark, location).history(1).select("version").first()
+    recomputed = sum(written.values())
+    table_counts = written if created else count_by(spark.read.format("delta").load(location).select("status"))
     summary = SpectrogramSummary(
         location=location, dsp_version=version, tracks=n_tracks, recomputed=recomputed,
-        skipped=by_status.get(UNCHANGED, 0), recomputed_by_status=written,
-        table_by_status=table_counts, table_version=int(history["version"]) if history else None,
-        computed_at=computed_at, seconds={"plan": t1 - t0, "compute": t2 - t1, "merge": t3 - t2,
-                                          "total": time.perf_counter() - t0})
+        skipped=by_status.get(UNCHANGED, 0), recomputed_by_status=written, table_by_status=table_counts,
+        table_version=log_version(spark, location), computed_at=computed_at,
+        seconds={"plan": t1 - t0, "compute": t2 - t1 - merge_s, "merge": merge_s,
+                 "report": time.perf_counter() - t2, "total": time.perf_counter() - t0})
     log.info("spectrograms %s (dsp_version %s): %d tracks, %d recomputed, %d skipped as unchanged; "
              "recomputed by status %s; table by status %s", location, version, n_tracks, recomputed,
              summary.skipped, summary.recomputed_by_status, table_counts)

@@ -85,3 +85,20 @@ def merge_upsert(spark: SparkSession, df: DataFrame, location: str, keys: Sequen
      .whenMatchedUpdateAll(condition=update_when)
      .whenNotMatchedInsertAll()
      .execute())
+
+
+def log_version(spark: SparkSession, location: str) -> int | None:
+    """The latest Delta version at ``location`` from a listing of its ``_delta_log`` (``None`` if absent).
+
+    The same answer as :func:`table_version`, without reading the history: the highest ``<version>.json``
+    commit file in the log (the Delta protocol names every commit so). Costs one directory listing
+    through the Hadoop file system of ``location`` (local, HDFS, S3, ...) instead of a Spark job.
+    """
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(location.rstrip("/") + "/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log_dir):
+        return None
+    versions = [int(name[:-5]) for name in (s.getPath().getName() for s in fs.listStatus(log_dir))
+                if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
+    return max(versions) if versions else None
