@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hitcast.config import load_config, parse_overrides
+from hitcast.config import load_config
+from hitcast.confyaml import parse_overrides
 from hitcast.errors import ConfigError
 from hitcast.spark import session_settings
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, get_type_hints
 
-import yaml
-
+from hitcast.confyaml import deep_merge, parse_overrides, read_yaml
 from hitcast.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -198,10 +197,8 @@ class TrainSection:
     #: log1p-compress non-negative features whose train skewness exceeds this; 0 = off (off for the demo:
     #: fused test F1 0.712-0.719 with it at 2.0, 0.730-0.731 without).
     log1p_min_skew: float = 0.0
-    #: How tabular features are scaled: ``piecewise`` (linear over train-quantile bins), ``rank_gauss``
-    #: (train quantiles mapped onto a standard normal) or ``standard`` (train mean / std); see
-    #: :mod:`hitcast.model.quantiles`. Demo, monthly cutoffs, fused test F1 / ROC-AUC: piecewise 0.775 / 0.961,
-    #: rank_gauss 0.760 / 0.956, standard 0.755 / 0.951.
+    #: ``piecewise`` (linear over train-quantile bins), ``rank_gauss`` (quantiles onto a standard normal) or
+    #: ``standard`` (mean / std); see :mod:`hitcast.model.quantiles`, measured figures in the README.
     scaling: str = "piecewise"
     #: Piecewise-linear components per feature with ``scaling: piecewise`` (quantile bins).
     bins: int = 16
@@ -220,8 +217,7 @@ class EvaluateSection:
     gbt: bool = True
     gbt_iterations: int = 60
     gbt_max_depth: int = 4
-    #: With a ground truth (demo catalog): also a GBT handed the generator's latent values (how much of the
-    #: gap to the limit is learnable from this many rows; see :mod:`hitcast.evaluation.limit`).
+    #: Demo: also a GBT handed the generator's latent values (see :mod:`hitcast.evaluation.limit`).
     oracle: bool = True
     #: Groups (genre, release period) with fewer test rows are left out of the breakdowns.
     min_group_rows: int = 20
@@ -235,10 +231,9 @@ class EvaluateSection:
     hit_predictor_dropout: float = 0.2
     hit_predictor_batch_size: int = 64
     hit_predictor_learning_rate: float = 0.001
-    #: log1p of speechiness, liveness, duration_ms, chorus_hit, sections: test F1 0.798 / AUC 0.852 vs 0.787 / 0.850.
+    #: Used with ``standard`` scaling only (0.798 / 0.852 with it, 0.787 / 0.850 without).
     hit_predictor_log1p_min_skew: float = 2.0
-    #: rank-Gauss scaling of the 15 Spotify features (replaces log1p): test F1 0.811 / AUC 0.874 against
-    #: 0.806 / 0.875 piecewise and 0.798 / 0.852 standardised + log1p (2 workers, same settings otherwise).
+    #: Test F1 / AUC: rank_gauss 0.801-0.811 / 0.868-0.874, piecewise 0.806 / 0.875 (README).
     hit_predictor_scaling: str = "rank_gauss"
 
 
@@ -280,57 +275,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for saving next to a model version)."""
         return dataclasses.asdict(self)
-
-
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    if path in seen:
-        raise ConfigError(f"{path}: circular 'extends'")
-    if not path.exists():
-        raise ConfigError(f"configuration file not found: {path}")
-    with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    parent = data.pop("extends", None)
-    if parent:
-        base = _read_yaml((path.parent / parent).resolve(), seen + (path,))
-        return deep_merge(base, data)
-    return data
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``over`` into ``base`` recursively; mappings merge, everything else replaces."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """Turn ``["train.epochs=3", "spark.conf.spark.ui.enabled=false"]`` into a nested dict.
-
-    Keys under ``spark.conf`` keep their dots (they are Spark setting names).
-    """
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        parts = key.strip().split(".")
-        if parts[:2] == ["spark", "conf"] and len(parts) > 2:
-            parts = ["spark", "conf", ".".join(parts[2:])]
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML: {exc}") from exc
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
@@ -398,7 +342,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
         With ``paths.root`` defaulting to the project root, so relative paths work from any directory.
     """
     conf_path = Path(path).resolve() if path else DEFAULT_CONF
-    data = _read_yaml(conf_path)
+    data = read_yaml(conf_path)
     data = deep_merge(data, parse_overrides(overrides))
     data.setdefault("paths", {})
     root = data["paths"].get("root", ".")
