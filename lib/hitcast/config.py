@@ -84,7 +84,7 @@ class DemoSection:
     events_per_track: float = 150.0
     bad_input: bool = True
     #: Monte Carlo draws for the ground-truth hit probabilities (``truth/`` beside ``paths.raw``).
-    mc_draws: int = 200
+    mc_draws: int = 4000
     #: Target number of events per Spark partition of the event simulation.
     events_per_partition: int = 400000
 
