@@ -65,7 +65,7 @@ def plot_curves(results: Sequence[ModelResult], out_dir: Path, bins: int = 10) -
     ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "calibration.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     genres = sorted({g for r in results if "genre" in r.breakdown for g in r.breakdown["genre"]["genre"]})
     width = 0.8 / max(len(results), 1)
     for i, r in enumerate(results):
@@ -74,7 +74,7 @@ def plot_curves(results: Sequence[ModelResult], out_dir: Path, bins: int = 10) -
         ax.bar(np.arange(len(genres)) + i * width, vals, width, label=r.name)
     ax.set_xticks(np.arange(len(genres)) + 0.4 - width / 2, genres, rotation=30, ha="right")
     ax.set(ylabel="F1", title="F1 per genre, test split")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # beside the bars, not over them
     paths.append(_save(fig, out_dir / "per_genre.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
