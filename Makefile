@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo test test-all bench bench-spectrograms bench-training bench-features \
-        package clean clean-data
+        bench-seeds package clean clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -60,6 +60,9 @@ bench-spectrograms: setup  ## spectrogram job vs plain librosa loop vs decode+ST
 
 bench-training: setup  ## Petastorm-fed training vs in-memory NumPy; 1 vs 2 workers
 	$(PYTHON) bench/bench_training.py --conf $(CONF)
+
+bench-seeds: setup  ## demo evaluation over several training seeds (after make demo)
+	$(PYTHON) bench/bench_seeds.py --conf $(CONF)
 
 bench-features: setup  ## features job on a generated 100,000-track catalog
 	$(PYTHON) bench/bench_features.py --conf $(CONF)

@@ -42,6 +42,28 @@ def test_no_popularity_head_and_unknown_variant():
         build_model(4, N_MELS, N_FRAMES, "video")
 
 
+def test_ensemble_averages_independent_members_and_survives_save_load(tmp_path):
+    import keras
+
+    model = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3, members=3)
+    single = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3)
+    assert model.count_params() == 3 * single.count_params()
+    rng = np.random.default_rng(2)
+    x = {"tabular": rng.normal(size=(4, 6)).astype(np.float32), "has_audio": np.ones((4, 1), np.float32),
+         "mel": rng.random((4, N_MELS, N_FRAMES)).astype(np.float32)}
+    out = {k: v.numpy() for k, v in model(x, training=False).items()}
+    assert {k: v.shape for k, v in out.items()} == {"hit": (4, 1), "popularity": (4, 1), "member_hit": (4, 3),
+                                                    "member_popularity": (4, 3)}
+    np.testing.assert_allclose(out["hit"][:, 0], out["member_hit"].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(out["popularity"][:, 0], out["member_popularity"].mean(axis=1), rtol=1e-6)
+    assert np.ptp(out["member_hit"], axis=1).min() > 1e-4          # members are initialised differently
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(loaded(x, training=False)["hit"].numpy(), out["hit"], rtol=1e-6)
+    with pytest.raises(ConfigError, match="train.ensemble must be at least 1, got 0"):
+        build_model(6, N_MELS, N_FRAMES, "fused", members=0)
+
+
 def test_audio_gate_zeroes_the_cnn_without_audio():
     model = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3)
     base = {"tabular": np.zeros((2, 6), np.float32), "has_audio": np.zeros((2, 1), np.float32)}
@@ -233,3 +255,19 @@ def test_keep_freed_memory_stops_refaulting_batch_sized_blocks():
     assert applied == "True"
     assert tf_setting >= 100 * 100          # ~128 faults per allocation
     assert after <= 10
+
+
+def test_optimizer_schedules_and_weight_decay():
+    import keras
+
+    from hitcast.model.trainloop import make_optimizer
+
+    opt = make_optimizer(0.01, "cosine", 100)
+    assert isinstance(opt, keras.optimizers.Adam) and not isinstance(opt, keras.optimizers.AdamW)
+    schedule = opt._learning_rate
+    np.testing.assert_allclose([float(schedule(s)) for s in (0, 50, 100)], [0.01, 0.005, 0.0], atol=1e-7)
+    constant = make_optimizer(0.01, "constant", 100, weight_decay=0.05)
+    assert isinstance(constant, keras.optimizers.AdamW) and constant.weight_decay == 0.05
+    np.testing.assert_allclose(float(constant.learning_rate), 0.01)
+    with pytest.raises(ConfigError, match="train.lr_schedule must be constant or cosine, got 'step'"):
+        make_optimizer(0.01, "step", 100)

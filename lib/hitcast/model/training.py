@@ -150,13 +150,15 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
         t = cfg.train
         spec = {"converter": conv_train, "val_converter": conv_val, "batch_size": t.batch_size,
                 "steps_per_epoch": steps, "epochs": t.epochs, "seed": t.seed, "learning_rate": t.learning_rate,
+                "lr_schedule": t.lr_schedule, "weight_decay": t.weight_decay,
                 "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
                 "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers,
                 "restore_best": t.restore_best, "save_path": str(path / registry.MODEL_FILE),
                 "model": {"tabular_width": stats.width, "n_mels": n_mels, "n_frames": n_frames,
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
-                          "dropout": t.dropout, "kernel_size": t.kernel_size}}
+                          "dropout": t.dropout, "kernel_size": t.kernel_size,
+                          "members": t.ensemble}}
         results = run_barrier_training(spark, spec, workers, t.timeout_s)
     finally:
         for conv in converters:

@@ -70,6 +70,24 @@ def numpy_dataset(path: str, batch: int, shuffle: int, rank: int, n: int):
     yield ds.prefetch(tf.data.AUTOTUNE)
 
 
+def make_optimizer(learning_rate: float, schedule: str, total_steps: int, weight_decay: float = 0.0):
+    """Adam (AdamW with ``weight_decay`` > 0) at a ``constant`` learning rate or one that follows a
+    ``cosine`` from ``learning_rate`` down to zero over ``total_steps`` updates."""
+    import keras
+
+    if schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    elif schedule == "constant":
+        lr = learning_rate
+    else:
+        from hitcast.errors import ConfigError
+
+        raise ConfigError(f"train.lr_schedule must be constant or cosine, got {schedule!r}")
+    if weight_decay > 0:
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    return keras.optimizers.Adam(lr)
+
+
 def train(spec: dict[str, Any]) -> dict[str, Any]:
     """Train on this worker's shard; see the module docstring. ``spec`` keys are set by
     :func:`hitcast.model.distributed.run_barrier_training`.
@@ -102,7 +120,8 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     keras.utils.set_random_seed(spec["seed"])
     with strategy.scope():
         model = build_model(**m)
-        optimizer = keras.optimizers.Adam(spec["learning_rate"])
+        optimizer = make_optimizer(spec["learning_rate"], spec.get("lr_schedule", "constant"),
+                                   steps * epochs, spec.get("weight_decay", 0.0))
         optimizer.build(model.trainable_variables)
     names = input_names(variant)
     heads = set(model.output.keys()) if isinstance(model.output, dict) else {"hit"}
@@ -118,11 +137,14 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
             x["mel"] = x["mel"] * keep[:, :, None]
         with tf.GradientTape() as tape:
             out = model(x, training=True)
-            per_ex = keras.losses.binary_crossentropy(hit, out["hit"])
+            # An ensemble fits each member on its own loss (mean over members): independent members.
+            p_hit = out.get("member_hit", out["hit"])                        # (batch, K)
+            per_ex = keras.losses.binary_crossentropy(hit * tf.ones_like(p_hit), p_hit)
             if "popularity" in heads and pop_w > 0:
+                p_pop = out.get("member_popularity", out["popularity"])      # (batch, K)
                 known = tf.math.is_finite(pop)
-                err = tf.where(known, out["popularity"] - tf.where(known, pop, 0.0) / 100.0, 0.0)
-                per_ex = per_ex + pop_w * tf.reshape(tf.square(err), (-1,))
+                err = tf.where(known, p_pop - tf.where(known, pop, 0.0) / 100.0, 0.0)
+                per_ex = per_ex + pop_w * tf.reduce_mean(tf.square(err), axis=-1)
             loss = tf.nn.compute_average_loss(per_ex, global_batch_size=global_batch)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
