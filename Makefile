@@ -4,6 +4,8 @@ PY ?= python3
 VENV := .venv
 PYTHON := $(abspath $(VENV))/bin/python
 JARS := .cache/jars
+# The Delta jars are the release of the pinned delta-spark Python package (named once, in requirements.txt).
+DELTA_VERSION := $(shell sed -n 's/^delta-spark==//p' requirements.txt)
 CONF ?= conf/local.yaml
 # Executors and Python workers must run the venv's interpreter.
 export PYSPARK_PYTHON := $(PYTHON)
@@ -11,7 +13,7 @@ export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
-.PHONY: help setup venv jars demo test test-all bench bench-spectrograms bench-training bench-features \
+.PHONY: help setup venv jars demo hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
         bench-seeds package clean clean-data
 
 help:  ## list the targets
@@ -25,10 +27,10 @@ $(VENV)/.installed: requirements.txt setup.py
 	touch $@
 
 jars: $(JARS)/.done  ## copy the Delta Lake jars from Maven Central into .cache/jars (once)
-$(JARS)/.done:
+$(JARS)/.done: requirements.txt
 	mkdir -p $(JARS)
-	mvn -q -B dependency:copy -Dartifact=io.delta:delta-spark_2.13:4.0.1 -DoutputDirectory=$(JARS)
-	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:4.0.1 -DoutputDirectory=$(JARS)
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-spark_2.13:$(DELTA_VERSION) -DoutputDirectory=$(JARS)
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=$(JARS)
 	touch $@
 
 setup: venv jars  ## venv + jars
@@ -42,6 +44,10 @@ demo: setup  ## generate the demo catalog and run every stage on local[*]
 	$(JOB)/evaluate.py --conf $(CONF)
 	$(JOB)/score.py --conf $(CONF)
 	$(JOB)/summary.py --conf $(CONF)
+
+hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs (ingest, then evaluate)
+	$(JOB)/ingest.py --conf conf/spotify-hit-predictor.yaml
+	$(JOB)/evaluate.py --hit-predictor --conf conf/spotify-hit-predictor.yaml
 
 test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow checks excluded)
 	$(PYTHON) -m pytest -q -m "not slow" tests
