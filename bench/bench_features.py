@@ -14,7 +14,8 @@ import time
 
 from hitcast.cli import config_from_args, job_parser
 from hitcast.demo.generate import generate_demo
-from hitcast.features.examples import build_training_examples, write_training_examples
+from hitcast.features.examples import build_training_examples
+from hitcast.features.stage import write_training_examples
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.spark import build_session
 from hitcast.tables import read_table
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     n_events = events.count()
     t0 = time.perf_counter()
     catalog = read_table(spark, cfg, "catalog")
-    n_rows = write_training_examples(spark, build_training_examples(catalog, events, cfg), cfg)
+    n_rows = spark.read.format("delta").load(write_training_examples(build_training_examples(catalog, events, cfg),
+                                                                     cfg)).count()
     times["features"] = time.perf_counter() - t0
     sampler.stop_flag.set()
     sampler.sample()

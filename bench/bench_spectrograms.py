@@ -11,7 +11,7 @@ Methods, timed in the same run:
 
 - (a) a plain single-process loop: ``librosa.load(path, sr=22050)`` of the whole file, the same centre
   crop applied after loading (as a naive user would), ``melspectrogram`` + ``power_to_db``;
-- (b) hitcast's spectrogram job (:func:`hitcast.spectrograms.update_spectrograms`) on ``local[2]``, into a
+- (b) hitcast's spectrogram job (:func:`hitcast.spectrograms.stage.update_spectrograms`) on ``local[2]``, into a
   fresh Delta table: hashing, decoding, log-mel and the write, everything but the session start (the
   session is warmed up once on 4 other clips first, as a long-running cluster would be);
 - (c) the floor on one core: decoding alone (seek + read of the same crop region as (b)) plus the STFT
@@ -192,7 +192,7 @@ class RssSampler:
 def run_job(spark, files: list[Path], root: Path, location: Path, dsp: DspSection, repeat_to: int | None = None,
             fresh: bool = True):
     """Time (b) on ``files`` (or ``repeat_to`` tracks cycling over them) into the table at ``location``."""
-    from hitcast.spectrograms import update_spectrograms
+    from hitcast.spectrograms.stage import update_spectrograms
 
     rel = [f.relative_to(root).as_posix() for f in files]
     n = repeat_to or len(rel)
@@ -201,7 +201,7 @@ def run_job(spark, files: list[Path], root: Path, location: Path, dsp: DspSectio
     if fresh:
         shutil.rmtree(location, ignore_errors=True)
     t0 = time.perf_counter()
-    summary = update_spectrograms(spark, tracks, str(location), dsp, [root])
+    summary = update_spectrograms(spark, tracks, location=str(location), dsp=dsp, roots=[root])
     return time.perf_counter() - t0, summary
 
 
@@ -216,8 +216,7 @@ def report(name: str, files: list[Path], root: Path, spark, cfg: Config, work: P
 
     t_b, summary = run_job(spark, files, root, work / f"tables/{name}", dsp)
     line("(b) hitcast job, local[2]", t_b)
-    print("    (b) phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.seconds.items())
-          + f"; statuses {summary.recomputed_by_status}", flush=True)
+    print(f"    (b) statuses {summary.recomputed_by_status}", flush=True)
     t_b2, summary2 = run_job(spark, files, root, work / f"tables/{name}", dsp, fresh=False)
     print(f"    (b) re-run, nothing changed (hash only): {t_b2:.2f} s, {summary2.skipped} skipped, "
           f"{summary2.recomputed} recomputed", flush=True)
@@ -229,8 +228,7 @@ def report(name: str, files: list[Path], root: Path, spark, cfg: Config, work: P
     line("    floor scaled to 2 cores", t_c / 2)
     print(f"    (c) decode {t_dec:.2f} s + STFT {t_stft:.2f} s")
     print(f"speed-up (a)/(b): {t_a / t_b:.2f}x (target >= 3x)   (b) / two-core floor: {t_b / (t_c / 2):.2f}x "
-          f"(target <= 1.5x); compute phase (with the append) alone: {summary.seconds['compute'] / (t_c / 2):.2f}x "
-          f"(load average now {os.getloadavg()[0]:.1f})", flush=True)
+          f"(target <= 1.5x) (load average now {os.getloadavg()[0]:.1f})", flush=True)
     return {"a": t_a, "b": t_b, "c": t_c}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hitcast.audio.dsp import n_frames as dsp_n_frames
 from hitcast.cli import config_from_args, job_parser
 from hitcast.model.dataset import make_converter, rows_schema, shard_rows
 from hitcast.model.distributed import run_barrier_training
@@ -49,7 +50,7 @@ def main() -> None:
     cfg = config_from_args(args)
     spark = build_session(cfg, "hitcast-bench-training")
     t = cfg.train
-    n_mels, n_frames = cfg.dsp.n_mels, 1 + int(cfg.dsp.clip_seconds * cfg.dsp.sr) // cfg.dsp.hop_length
+    n_mels, n_frames = cfg.dsp.n_mels, dsp_n_frames(cfg.dsp)
     pdf = synthetic_rows(args.rows, args.width, n_mels, n_frames)
     model = {"tabular_width": args.width, "n_mels": n_mels, "n_frames": n_frames, "variant": "fused",
              "popularity_head": t.popularity_head, "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
@@ -63,7 +64,7 @@ def main() -> None:
         np.savez(npz, **{c: (np.stack(pdf[c].to_numpy()) if c == "tabular" else
                              np.array(pdf[c].tolist(), dtype=object) if c == "mel" else pdf[c].to_numpy())
                          for c in ("is_hit", "popularity", "tabular", "mel", "has_audio")})
-        converter = make_converter(spark, cfg, spark.createDataFrame(pdf, rows_schema(True)), 4)
+        converter = make_converter(spark, cfg, spark.createDataFrame(pdf, rows_schema(True)), files=4)
         try:
             for name, workers, source in (("numpy, 1 worker", 1, {"numpy_path": npz}),
                                           ("petastorm, 1 worker", 1, {"converter": converter}),
@@ -75,7 +76,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 spec = dict(base, steps_per_epoch=steps, converter=converter)
                 spec.update(source)
-                res = run_barrier_training(spark, spec, workers, t.timeout_s)
+                res = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
                 results[name] = res[0]["examples_per_s"]
                 log.info("%-22s %7.0f examples/s (median epoch; %d steps x %d epochs, %.0f s with start-up)", name,
                          results[name], steps, args.epochs, time.perf_counter() - t0)

@@ -1,13 +1,9 @@
 """Generate the demo catalog: catalog files, real encoded audio, engagement events, bad input, ground truth."""
 from __future__ import annotations
 
-import logging
+import sys
 
-from hitcast.cli import config_from_args, job_parser
-from hitcast.demo.generate import generate_demo
-from hitcast.spark import build_session
-
-log = logging.getLogger("hitcast.jobs.generate_demo")
+from hitcast.cli import job_parser, run_stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,13 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="regenerate even if OUT already holds a catalog made with the same settings")
     args = parser.parse_args(argv)
-    cfg = config_from_args(args)
-    spark = build_session(cfg, "hitcast-generate-demo")
-    res = generate_demo(spark, cfg, out=args.out, tracks=args.tracks, seed=args.seed, force=args.force)
-    log.info("summary: %d tracks, %d events, %d audio files in %s; bad input %s", res.tracks, res.events,
-             res.audio_files, res.out, res.bad_input)
-    return 0
+    from hitcast.demo.generate import generate_demo
+
+    return run_stage(args, "hitcast-generate-demo",
+                     lambda spark, cfg: generate_demo(spark, cfg, out=args.out, tracks=args.tracks, seed=args.seed,
+                                                      force=args.force))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

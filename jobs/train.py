@@ -1,18 +1,14 @@
 """Train the fused CNN on `training_examples` x `spectrograms` across Spark barrier tasks; register a version."""
 from __future__ import annotations
 
-import logging
+import sys
 
-from hitcast.cli import config_from_args, job_parser, step
-from hitcast.model.training import table_inputs, train_model
-from hitcast.spark import build_session
-
-log = logging.getLogger("hitcast.jobs.train")
+from hitcast.cli import job_parser, run_stage
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = job_parser(
-        "train",
+        "train.py",
         "Distributed training of the hit model. training_examples (train + validation splits) joined with\n"
         "spectrograms is materialised for Petastorm; train.workers Spark barrier tasks each run a\n"
         "MultiWorkerMirroredStrategy worker on its own shard with a custom loop. The chief saves the model\n"
@@ -22,20 +18,12 @@ def main() -> None:
     parser.add_argument("--variant", choices=["fused", "tabular", "audio"], default=None,
                         help="model variant (default: train.variant)")
     parser.add_argument("--force", action="store_true", help="retrain even if the model version exists")
-    args = parser.parse_args()
-    cfg = config_from_args(args)
-    spark = build_session(cfg, "hitcast-train")
-    with step("reading inputs and fingerprinting them"):
-        examples, spectrograms, inputs = table_inputs(spark, cfg)
-    with step("training"):
-        out = train_model(spark, cfg, examples, spectrograms, inputs, args.variant, args.force)
-    val = out.metrics.get("validation", {})
-    log.info("summary: model version %s (%s) %s at %s%s", out.version, out.variant,
-             "already existed" if out.skipped else f"trained on {cfg.train.workers} workers", out.path,
-             "" if out.skipped else f"; validation AUC {val.get('val_auc', float('nan')):.3f}, "
-                                    f"F1 {val.get('val_f1', float('nan')):.3f}")
-    spark.stop()
+    args = parser.parse_args(argv)
+    from hitcast.model.training import run_training
+
+    return run_stage(args, "hitcast-train",
+                     lambda spark, cfg: run_training(spark, cfg, variant=args.variant, force=args.force))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

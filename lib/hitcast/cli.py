@@ -1,12 +1,13 @@
-"""What every job in ``jobs/`` shares: the argument parser, logging and the session.
+"""What every job in ``jobs/`` shares: the argument parser, logging, the session and the exit status.
 
-A job is::
+Every job has the same shape: parse arguments, then hand one library entry point to :func:`run_stage`,
+which loads the configuration, builds the session, calls the entry point, logs the summary it returns,
+stops the session and returns the exit status::
 
-    parser = job_parser("hitcast ingest", "Load raw catalog and events into Delta.")
-    parser.add_argument(...)
-    args = parser.parse_args()
-    cfg = config_from_args(args)
-    spark = build_session(cfg, "hitcast-ingest")
+    def main(argv: list[str] | None = None) -> int:
+        parser = job_parser("ingest.py", "Load raw catalog and events into Delta.")
+        args = parser.parse_args(argv)
+        return run_stage(args, "hitcast-ingest", run_ingest)
 """
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from hitcast.config import Config, load_config
+from hitcast.errors import HitcastError
 
 log = logging.getLogger(__name__)
 
 EPILOG = """configuration:
   --conf FILE        YAML file (default conf/local.yaml; conf/cluster.yaml is a cluster template)
   --set KEY=VALUE    override one key, repeatable, e.g. --set spark.master=local[2] --set train.epochs=2
+
+exit status: 0 done, 2 a hitcast error (bad input or configuration; the message says which), 1 a crash
 """
 
 
@@ -62,3 +66,46 @@ def step(name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     log.info("%s done in %.1f s", name, time.perf_counter() - t0)
+
+
+def run_stage(args: argparse.Namespace, app_name: str, entry: Callable[[Any, Config], Any],
+              *, configure: Callable[[Config], None] | None = None) -> int:
+    """Run one stage: configuration, session, ``entry(spark, cfg)``, its summary logged, session stopped.
+
+    Parameters
+    ----------
+    args
+        Parsed :func:`job_parser` arguments (``--conf``, ``--set``, ``--log-level``).
+    app_name
+        The Spark application name.
+    entry
+        The stage's library entry point; it returns a typed summary whose ``str`` is logged.
+    configure
+        Optional changes to the loaded configuration from job-specific arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 when a :class:`~hitcast.errors.HitcastError` stopped the stage (logged without a
+        traceback: its message names the file, column or key).
+    """
+    from hitcast.spark import build_session
+
+    try:
+        cfg = config_from_args(args)
+        if configure is not None:
+            configure(cfg)
+    except HitcastError as exc:
+        log.error("%s", exc)
+        return 2
+    spark = build_session(cfg, app_name)
+    try:
+        with step(app_name):
+            summary = entry(spark, cfg)
+        log.info("summary: %s", summary)
+        return 0
+    except HitcastError as exc:
+        log.error("%s", exc)
+        return 2
+    finally:
+        spark.stop()

@@ -31,21 +31,9 @@ def encode(db: np.ndarray, top_db: float) -> tuple[bytes, float, float]:
     return np.ascontiguousarray(q).tobytes(), offset, scale
 
 
-def decode(mel: bytes, n_mels: int, n_frames: int, db_offset: float, db_scale: float) -> np.ndarray:
+def decode(mel: bytes, *, n_mels: int, n_frames: int, db_offset: float, db_scale: float) -> np.ndarray:
     """Inverse of :func:`encode`: float32 dB array of shape ``(n_mels, n_frames)``."""
     q = np.frombuffer(mel, dtype=np.uint8)
     if q.size != n_mels * n_frames:
         raise ValueError(f"mel has {q.size} bytes, expected {n_mels} x {n_frames}")
     return (db_offset + db_scale * q.astype(np.float32)).reshape(n_mels, n_frames)
-
-
-def decode_unit(mel: bytes, n_mels: int, n_frames: int) -> np.ndarray:
-    """The stored bytes as float32 in ``[0, 1]`` (``u8 / 255``), shape ``(n_mels, n_frames)``.
-
-    This is what the CNN consumes: the affine dB scale is the same for every clip, so it is
-    cheaper to feed ``u8 / 255`` than dB.
-    """
-    q = np.frombuffer(mel, dtype=np.uint8)
-    if q.size != n_mels * n_frames:
-        raise ValueError(f"mel has {q.size} bytes, expected {n_mels} x {n_frames}")
-    return (q.astype(np.float32) * (1.0 / 255.0)).reshape(n_mels, n_frames)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,11 @@ from hitcast.config import Config
 
 log = logging.getLogger(__name__)
 
-DELTA_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar")
+#: Delta's JVM side must be the release of the installed ``delta-spark`` Python package (pinned in
+#: ``requirements.txt``, the one place its version is named).
+DELTA_VERSION = package_version("delta-spark")
+DELTA_PACKAGES = (f"io.delta:delta-spark_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}")
+DELTA_JARS = tuple(f"{p.split(':')[1]}-{DELTA_VERSION}.jar" for p in DELTA_PACKAGES)
 
 
 def delta_jars(cfg: Config) -> list[Path] | None:
@@ -35,7 +40,7 @@ def delta_jars(cfg: Config) -> list[Path] | None:
     return jars if all(j.is_file() for j in jars) else None
 
 
-def session_settings(cfg: Config, app_name: str | None = None) -> dict[str, Any]:
+def session_settings(cfg: Config, app_name: str = "hitcast") -> dict[str, Any]:
     """Every Spark setting hitcast applies, as a dict (pure; no JVM needed).
 
     Parameters
@@ -43,11 +48,11 @@ def session_settings(cfg: Config, app_name: str | None = None) -> dict[str, Any]
     cfg
         Loaded configuration; ``cfg.spark.conf`` entries win over the defaults here.
     app_name
-        Overrides ``cfg.spark.app_name``.
+        The application name (each job passes its own).
     """
     python = os.environ.get("PYSPARK_PYTHON", sys.executable)
     settings: dict[str, Any] = {
-        "spark.app.name": app_name or cfg.spark.app_name,
+        "spark.app.name": app_name,
         "spark.master": cfg.spark.master,
         "spark.driver.memory": cfg.spark.driver_memory,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -70,7 +75,7 @@ def session_settings(cfg: Config, app_name: str | None = None) -> dict[str, Any]
     if jars:
         settings["spark.jars"] = ",".join(str(j) for j in jars)
     else:
-        settings["spark.jars.packages"] = ",".join(cfg.spark.delta_packages)
+        settings["spark.jars.packages"] = ",".join(DELTA_PACKAGES)
         settings["spark.jars.ivy"] = str(cfg.path(cfg.spark.jars_cache))
     settings.update({k: v for k, v in cfg.spark.conf.items()})
     return settings
@@ -90,7 +95,7 @@ def submitted_settings() -> dict[str, str]:
     return dict(SparkConf().getAll())
 
 
-def build_session(cfg: Config, app_name: str | None = None):  # -> SparkSession
+def build_session(cfg: Config, app_name: str = "hitcast"):  # -> SparkSession
     """Create (or reuse) the SparkSession described by ``cfg``.
 
     Returns

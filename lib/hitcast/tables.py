@@ -1,7 +1,8 @@
-"""Small helpers over Delta tables: existence, reads with clear errors, MERGE upserts, versions."""
+"""Delta tables: existence, reads with clear errors, the one MERGE upsert, the latest version."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,6 +24,14 @@ PRODUCER = {
 }
 
 
+@dataclass(frozen=True)
+class MergeResult:
+    """Rows a MERGE (or the write that created the table) inserted and updated."""
+
+    inserted: int = 0
+    updated: int = 0
+
+
 def table_exists(spark: SparkSession, location: str) -> bool:
     """True if ``location`` holds a Delta table."""
     from delta.tables import DeltaTable
@@ -30,7 +39,7 @@ def table_exists(spark: SparkSession, location: str) -> bool:
     return DeltaTable.isDeltaTable(spark, location)
 
 
-def read_table(spark: SparkSession, cfg: Config, name: str, version: int | None = None) -> DataFrame:
+def read_table(spark: SparkSession, cfg: Config, name: str, *, version: int | None = None) -> DataFrame:
     """Read the warehouse table ``name`` (optionally at a Delta ``version``).
 
     Raises
@@ -49,50 +58,11 @@ def read_table(spark: SparkSession, cfg: Config, name: str, version: int | None 
 
 
 def table_version(spark: SparkSession, location: str) -> int | None:
-    """The latest Delta version of the table at ``location`` (``None`` if absent)."""
-    from delta.tables import DeltaTable
+    """The latest Delta version at ``location`` (``None`` if there is no table).
 
-    if not table_exists(spark, location):
-        return None
-    row = DeltaTable.forPath(spark, location).history(1).select("version").first()
-    return int(row["version"]) if row else None
-
-
-def merge_upsert(spark: SparkSession, df: DataFrame, location: str, keys: Sequence[str],
-                 update_when: str | None = None, partition_by: Sequence[str] = ()) -> None:
-    """Upsert ``df`` into the Delta table at ``location`` on ``keys``; create it if absent.
-
-    Parameters
-    ----------
-    df
-        Source rows; must be unique on ``keys`` (MERGE fails otherwise, by design).
-    update_when
-        Optional SQL condition over ``t`` (target) and ``s`` (source) for updating a matched row,
-        e.g. ``"s.updated_at > t.updated_at"``. ``None`` updates every matched row.
-    """
-    from delta.tables import DeltaTable
-
-    if not table_exists(spark, location):
-        writer = df.write.format("delta").mode("overwrite")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(location)
-        log.info("created Delta table %s", location)
-        return
-    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    (DeltaTable.forPath(spark, location).alias("t")
-     .merge(df.alias("s"), cond)
-     .whenMatchedUpdateAll(condition=update_when)
-     .whenNotMatchedInsertAll()
-     .execute())
-
-
-def log_version(spark: SparkSession, location: str) -> int | None:
-    """The latest Delta version at ``location`` from a listing of its ``_delta_log`` (``None`` if absent).
-
-    The same answer as :func:`table_version`, without reading the history: the highest ``<version>.json``
-    commit file in the log (the Delta protocol names every commit so). Costs one directory listing
-    through the Hadoop file system of ``location`` (local, HDFS, S3, ...) instead of a Spark job.
+    The highest ``<version>.json`` commit file in ``_delta_log`` (the Delta protocol names every commit
+    so): one directory listing through the Hadoop file system of ``location`` (local, HDFS, S3, ...),
+    no Spark job.
     """
     jvm = spark.sparkContext._jvm
     log_dir = jvm.org.apache.hadoop.fs.Path(location.rstrip("/") + "/_delta_log")
@@ -102,3 +72,57 @@ def log_version(spark: SparkSession, location: str) -> int | None:
     versions = [int(name[:-5]) for name in (s.getPath().getName() for s in fs.listStatus(log_dir))
                 if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
     return max(versions) if versions else None
+
+
+def last_operation_metrics(spark: SparkSession, location: str) -> dict[str, int]:
+    """The integer ``operationMetrics`` of the table's latest commit (``numTargetRowsInserted`` ...)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, location).history(1).select("operationMetrics").first()
+    return {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if str(v).isdigit()}
+
+
+def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Sequence[str],
+                 update: bool | str = True, partition_by: Sequence[str] = ()) -> MergeResult:
+    """MERGE ``df`` into the Delta table at ``location`` on ``keys``; create the table from ``df`` if absent.
+
+    Parameters
+    ----------
+    df
+        Source rows; must be unique on ``keys`` (the MERGE fails otherwise, by design).
+    keys
+        Key columns, compared null-safely (``<=>``).
+    update
+        What happens to a matched target row: ``True`` replaces it, ``False`` keeps it (insert-only: a
+        re-run over the same rows changes nothing), a string is a SQL condition over ``t`` (target) and
+        ``s`` (source) under which it is replaced, e.g. ``"s.updated_at > t.updated_at"``.
+    partition_by
+        Physical partitioning when the table is created.
+
+    Returns
+    -------
+    MergeResult
+        From the commit's operation metrics; ``(0, 0)`` when the MERGE changed nothing (and so committed
+        no new version).
+    """
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, location):
+        writer = df.write.format("delta").mode("overwrite")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(location)
+        log.info("created Delta table %s", location)
+        return MergeResult(inserted=last_operation_metrics(spark, location).get("numOutputRows", 0))
+    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    before = table_version(spark, location)
+    builder = DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), cond)
+    if update is True:
+        builder = builder.whenMatchedUpdateAll()
+    elif isinstance(update, str):
+        builder = builder.whenMatchedUpdateAll(condition=update)
+    builder.whenNotMatchedInsertAll().execute()
+    if table_version(spark, location) == before:
+        return MergeResult()
+    m = last_operation_metrics(spark, location)
+    return MergeResult(inserted=m.get("numTargetRowsInserted", 0), updated=m.get("numTargetRowsUpdated", 0))

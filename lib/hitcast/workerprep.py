@@ -2,14 +2,14 @@
 
 A reused Python worker (``spark.python.worker.reuse``, the default) runs one task after another, and the
 daemon runs a full ``gc.collect()`` after every task. With NumPy, SciPy, PyArrow and pandas loaded it
-walks ~85,000 long-lived objects (~40 ms) and frees none of them. :func:`prepare_worker`, called by the
+walks every long-lived object and frees none of them. :func:`prepare_worker`, called by the
 per-track ``mapInArrow`` function on its first batch, calls :func:`gc.freeze` once: the objects alive at
 that point (modules, functions, constants) leave the collector's reach; objects created afterwards are
 collected as before.
 
-Measured but left alone: on Python 3.11 PySpark's per-task ``importlib.invalidate_caches()`` makes the
+Left alone: on Python 3.11 PySpark's per-task ``importlib.invalidate_caches()`` makes the
 ``zipimporter`` of every archive on the workers' ``PYTHONPATH`` (``pyspark.zip``, the py4j zip, the
-``spark-core`` jar) re-read its directory, ~0.1 s of CPU per task. Avoiding it would mean replacing a
+``spark-core`` jar) re-read its directory on every task. Avoiding it would mean replacing a
 method of the import machinery at run time, which this project does not do (Python 3.12 makes the
 re-read lazy).
 """

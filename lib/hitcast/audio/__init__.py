@@ -6,7 +6,7 @@
 - :mod:`hitcast.audio.clip`: one file -> ``(status, error, db)``;
 - :mod:`hitcast.audio.status`: the statuses and :class:`AudioError`.
 
-The Spark side is :mod:`hitcast.spectrograms`.
+The Spark side is :mod:`hitcast.spectrograms.stage`.
 """
 from hitcast.audio.clip import ClipResult, compute_clip, log_mel_clip, sha256_file
 from hitcast.audio.dsp import clip_samples, dsp_version, log_mel, n_frames

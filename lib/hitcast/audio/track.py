@@ -1,6 +1,6 @@
 """One catalog track to one ``spectrograms`` row (a plain dict), including the incremental check.
 
-This is what a Spark worker runs per track (see :mod:`hitcast.spectrograms`); it is pure Python so it
+This is what a Spark worker runs per track (see :mod:`hitcast.spectrograms.stage`); it is pure Python so it
 can be tested and reused without Spark.
 
 Order of work, cheapest first:
@@ -65,7 +65,7 @@ def _failed(track_id: str, audio_path: str | None, prev: Previous, version: str,
     return _row(track_id, audio_path, version, status, error)
 
 
-def process_track(track_id: str, audio_path: str | None, prev: Previous, dsp: DspSection,
+def process_track(track_id: str, audio_path: str | None, *, prev: Previous, dsp: DspSection,
                   roots: Sequence[str], version: str) -> dict[str, Any]:
     """Compute the ``spectrograms`` row of one track, or mark it ``unchanged``.
 

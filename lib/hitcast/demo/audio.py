@@ -36,7 +36,7 @@ def _place(out: np.ndarray, onsets: np.ndarray, amps: np.ndarray, kernel: np.nda
             out[o:o + seg.shape[0]] += g * seg
 
 
-def synthesize(appeal: float, genre: Genre, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+def synthesize(appeal: float, genre: Genre, *, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """One mono clip.
 
     Parameters
@@ -117,17 +117,19 @@ def encode(clip: np.ndarray, sr: int, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def write_clip(path: Path, appeal: float, genre: str, sr: int, seconds: float, seed: int, key: int) -> int:
+def write_clip(path: Path, *, appeal: float, genre: str, sr: int, seconds: float, seed: int, key: int) -> int:
     """Synthesize and write one clip to ``path`` (format from the suffix); returns the bytes written."""
     rng = np.random.default_rng([seed, 7, key])
-    data = encode(synthesize(appeal, GENRE_BY_NAME[genre], sr, seconds, rng), sr, path.suffix.lstrip("."))
+    data = encode(synthesize(appeal, GENRE_BY_NAME[genre], sr=sr, seconds=seconds, rng=rng), sr,
+                  path.suffix.lstrip("."))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return len(data)
 
 
-def write_partition(rows, root: str, sr: int, seconds: float, seed: int):
+def write_partition(rows, root: str, *, sr: int, seconds: float, seed: int):
     """Spark ``mapPartitions`` body: rows of ``(key, rel_path, appeal, genre)`` -> ``(key, bytes)``."""
     base = Path(root)
     for key, rel, appeal, genre in rows:
-        yield key, write_clip(base / rel, float(appeal), genre, sr, seconds, seed, int(key))
+        yield key, write_clip(base / rel, appeal=float(appeal), genre=genre, sr=sr, seconds=seconds, seed=seed,
+                              key=int(key))

@@ -182,7 +182,7 @@ def audio_path(track_idx: int, genre: str, pool_idx: int | None = None) -> str:
     return f"{genre}/trk{track_idx:07d}.{FORMATS[track_idx % 3]}"
 
 
-def make_catalog(lat: pd.DataFrame, feats: pd.DataFrame, demo: DemoSection, seed: int) -> pd.DataFrame:
+def make_catalog(lat: pd.DataFrame, feats: pd.DataFrame, *, demo: DemoSection, seed: int) -> pd.DataFrame:
     """Catalog rows in the input contract's layout (strings for dates, ``audio_path`` relative).
 
     ``lat`` must carry ``audio_path`` already (see :mod:`hitcast.demo.generate`).

@@ -28,7 +28,7 @@ TRACK_COLUMNS = ["track_idx", "track_id", "release_day", "lam", "skip_p", "save_
                  "share_p", "duration_ms"]
 
 
-def simulate_track(row: dict, n_days: int, listeners: int, seed: int, epoch0: int) -> dict[str, np.ndarray]:
+def simulate_track(row: dict, *, n_days: int, listeners: int, seed: int, epoch0: int) -> dict[str, np.ndarray]:
     """All events of one track, sorted by time.
 
     Parameters
@@ -96,19 +96,19 @@ def events_frame(track_id: str, track_idx: int, ev: dict[str, np.ndarray]) -> pd
     })
 
 
-def simulate_partition(n_days: int, listeners: int, seed: int, epoch0: int):
+def simulate_partition(*, n_days: int, listeners: int, seed: int, epoch0: int):
     """A ``mapInPandas`` function: track rows -> their events."""
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             frames = [events_frame(row["track_id"], int(row["track_idx"]),
-                                   simulate_track(row, n_days, listeners, seed, epoch0))
+                                   simulate_track(row, n_days=n_days, listeners=listeners, seed=seed, epoch0=epoch0))
                       for row in batch.to_dict("records")]
             if frames:
                 yield pd.concat(frames, ignore_index=True)
     return run
 
 
-def simulate_events(spark: SparkSession, tracks: pd.DataFrame, n_days: int, start_date: str, listeners: int,
+def simulate_events(spark: SparkSession, tracks: pd.DataFrame, *, n_days: int, start_date: str, listeners: int,
                     seed: int, n_partitions: int) -> DataFrame:
     """Spark DataFrame of every simulated event (lazy).
 
@@ -130,7 +130,8 @@ def simulate_events(spark: SparkSession, tracks: pd.DataFrame, n_days: int, star
     sdf = spark.createDataFrame(pdf)
     rdd = sdf.rdd.keyBy(lambda r: int(r["part"])).partitionBy(n_partitions, lambda k: k).values()
     parted = spark.createDataFrame(rdd, sdf.schema).sortWithinPartitions("track_idx")
-    return parted.mapInPandas(simulate_partition(n_days, listeners, seed, epoch0), EVENT_DDL)
+    return parted.mapInPandas(simulate_partition(n_days=n_days, listeners=listeners, seed=seed, epoch0=epoch0),
+                              EVENT_DDL)
 
 
 def write_events(df: DataFrame, out_dir: Path, prefix: str = "events") -> list[Path]:

@@ -39,6 +39,11 @@ class DemoResult:
     bad_input: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        bad = ", ".join(f"{k}={v}" for k, v in sorted(self.bad_input.items())) or "none"
+        return (f"{self.tracks} tracks, {self.events} events, {self.audio_files} audio files in {self.out}; "
+                f"deliberate bad input: {bad}")
+
 
 def build_latents(cfg: Config, n_tracks: int, seed: int) -> pd.DataFrame:
     """Latents with ``audio_path`` (and ``pool_idx`` at scale), consistent with the audio written."""
@@ -78,7 +83,7 @@ def _write_audio(spark: SparkSession, lat: pd.DataFrame, cfg: Config, root: Path
     sr, secs = demo.sample_rate, demo.clip_seconds
     n_slices = max(2, min(len(jobs) // 50 + 1, 64))
     written = (spark.sparkContext.parallelize(jobs, n_slices)
-               .mapPartitions(lambda rows: write_partition(rows, str(root), sr, secs, seed)).collect())
+               .mapPartitions(lambda rows: write_partition(rows, str(root), sr=sr, seconds=secs, seed=seed)).collect())
     return len(written)
 
 
@@ -97,8 +102,8 @@ def _bad_audio(lat: pd.DataFrame, root: Path, bad: dict[str, list[int]], cfg: Co
                 path.write_bytes(b"")
             elif kind == "truncated":
                 row = lat.loc[lat["track_idx"] == i].iloc[0]
-                size = write_clip(path, float(row["audio_appeal"]), row["genre"], cfg.demo.sample_rate,
-                                  cfg.demo.clip_seconds, seed, i)
+                size = write_clip(path, appeal=float(row["audio_appeal"]), genre=row["genre"], sr=cfg.demo.sample_rate,
+                                  seconds=cfg.demo.clip_seconds, seed=seed, key=i)
                 with path.open("r+b") as fh:
                     fh.truncate(max(size // 3, 64))
             elif path.exists():
@@ -135,7 +140,7 @@ def already_generated(out: Path, settings: dict) -> DemoResult | None:
                       bad_input=r["bad_input"], seconds={})
 
 
-def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = None, tracks: int | None = None,
+def generate_demo(spark: SparkSession, cfg: Config, *, out: str | Path | None = None, tracks: int | None = None,
                   seed: int | None = None, force: bool = False) -> DemoResult:
     """Generate the demo catalog, its audio, its engagement events and its ground truth.
 
@@ -176,7 +181,7 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
     secs["audio"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    cat = catalog.make_catalog(lat, feats, demo, seed)
+    cat = catalog.make_catalog(lat, feats, demo=demo, seed=seed)
     counts: dict[str, int] = {}
     extra, update = cat.iloc[:0], cat.iloc[:0]
     if demo.bad_input:
@@ -187,7 +192,8 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
 
     expected = float(demo.events_per_track) * n
     parts = events.n_partitions_for(expected, demo.events_per_partition)
-    ev = events.simulate_events(spark, lat, days, demo.start_date, demo.listeners, seed, parts)
+    ev = events.simulate_events(spark, lat, n_days=days, start_date=demo.start_date, listeners=demo.listeners,
+                                seed=seed, n_partitions=parts)
     log.info("simulating about %.0f events of %d tracks over %d days in %d Spark tasks ...", expected, n, days,
              parts)
     t_ev = time.perf_counter()
@@ -203,7 +209,7 @@ def generate_demo(spark: SparkSession, cfg: Config, out: str | Path | None = Non
     secs["catalog_events"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    probs = truth.compute_truth(lat, cfg, days, seed)
+    probs = truth.compute_truth(lat, cfg, n_days=days, seed=seed)
     folder = truth.write_truth(lat, probs, out)
     secs["truth"] = time.perf_counter() - t2
     log.info("demo catalog: %d tracks, %d artists, %d audio files, %d events (%.1f per track) in %s",

@@ -33,7 +33,7 @@ def truth_dir(raw: Path) -> Path:
     return Path(raw).parent / "truth"
 
 
-def window_weights(lat: pd.DataFrame, t0: int, horizon: int, n_days: int) -> np.ndarray:
+def window_weights(lat: pd.DataFrame, *, t0: int, horizon: int, n_days: int) -> np.ndarray:
     """Expected plays per calendar week inside ``[t0, t0 + horizon)`` before noise and bursts.
 
     Returns
@@ -53,7 +53,7 @@ def window_weights(lat: pd.DataFrame, t0: int, horizon: int, n_days: int) -> np.
     return out
 
 
-def hit_probabilities(weights: np.ndarray, hit_share: float, draws: int, rng: np.random.Generator,
+def hit_probabilities(weights: np.ndarray, *, hit_share: float, draws: int, rng: np.random.Generator,
                       chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo P(hit) for each track of one cohort.
 
@@ -78,7 +78,7 @@ def hit_probabilities(weights: np.ndarray, hit_share: float, draws: int, rng: np
     return hits / max(draws, 1), weights.sum(axis=1) * model.MEAN_BURST
 
 
-def compute_truth(lat: pd.DataFrame, cfg: Config, n_days: int, seed: int) -> pd.DataFrame:
+def compute_truth(lat: pd.DataFrame, cfg: Config, *, n_days: int, seed: int) -> pd.DataFrame:
     """TRUE hit probability of every eligible track at every configured cutoff.
 
     Returns
@@ -96,8 +96,8 @@ def compute_truth(lat: pd.DataFrame, cfg: Config, n_days: int, seed: int) -> pd.
         cohort = lat[lat["release_day"] < t0 + fs.cold_start_days]
         if cohort.empty:
             continue
-        w = window_weights(cohort, t0, fs.horizon_days, n_days)
-        prob, expected = hit_probabilities(w, fs.hit_share, cfg.demo.mc_draws, rng)
+        w = window_weights(cohort, t0=t0, horizon=fs.horizon_days, n_days=n_days)
+        prob, expected = hit_probabilities(w, hit_share=fs.hit_share, draws=cfg.demo.mc_draws, rng=rng)
         frames.append(pd.DataFrame({"track_id": cohort["track_id"].to_numpy(), "cutoff": c,
                                     "true_hit_probability": prob, "expected_future_plays": expected,
                                     "cohort_size": np.int64(len(cohort))}))

@@ -98,7 +98,7 @@ def _ratio(num: Column, den: Column) -> Column:
     return F.when(den > 0, num.cast("double") / den.cast("double"))
 
 
-def engagement_features(tracks: DataFrame, aggs: DataFrame, listeners: DataFrame, windows: list[int]) -> DataFrame:
+def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFrame, windows: list[int]) -> DataFrame:
     """Join the raw aggregates onto ``tracks`` and turn them into features.
 
     Parameters

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
@@ -42,7 +42,7 @@ def _date(value: str | dt.date) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def features_for_cutoffs(catalog: DataFrame, events: DataFrame, cutoffs: list[str | dt.date],
+def features_for_cutoffs(catalog: DataFrame, events: DataFrame, *, cutoffs: list[str | dt.date],
                          cfg: Config) -> DataFrame:
     """Features of EVERY catalog track at each cutoff, from events strictly before it (one pass).
 
@@ -57,7 +57,7 @@ def features_for_cutoffs(catalog: DataFrame, events: DataFrame, cutoffs: list[st
                              "explicit", *AUDIO_FEATURES)
               .crossJoin(F.broadcast(cuts.select("cutoff"))))
     aggs = track_aggregates(events, cuts, windows)
-    eng = engagement_features(tracks, aggs, listener_counts(events, cuts, windows), windows)
+    eng = engagement_features(tracks, aggs, listeners=listener_counts(events, cuts, windows), windows=windows)
     art = artist_features(tracks, aggs, windows)
     meta = {
         "duration_s": F.col("duration_ms") / 1000.0,
@@ -71,7 +71,7 @@ def features_for_cutoffs(catalog: DataFrame, events: DataFrame, cutoffs: list[st
     return out.select(*[F.col(c) for c in SCORING_ID_COLUMNS], *feats)
 
 
-def features_as_of(catalog: DataFrame, events: DataFrame, as_of: str | dt.date, cfg: Config) -> DataFrame:
+def features_as_of(catalog: DataFrame, events: DataFrame, *, as_of: str | dt.date, cfg: Config) -> DataFrame:
     """Features of EVERY catalog track as of ``as_of`` (for catalog scoring).
 
     Parameters
@@ -88,7 +88,7 @@ def features_as_of(catalog: DataFrame, events: DataFrame, as_of: str | dt.date, 
     DataFrame, one row per catalog track whatever its release date: ``SCORING_ID_COLUMNS``
     (``cutoff`` = ``as_of``) + :func:`feature_columns`, exactly as in ``training_examples``.
     """
-    return features_for_cutoffs(catalog, events, [as_of], cfg)
+    return features_for_cutoffs(catalog, events, cutoffs=[as_of], cfg=cfg)
 
 
 def build_training_examples(catalog: DataFrame, events: DataFrame, cfg: Config) -> DataFrame:
@@ -101,18 +101,8 @@ def build_training_examples(catalog: DataFrame, events: DataFrame, cfg: Config) 
     ``LABEL_COLUMNS`` (see :mod:`hitcast.features.labels` and :mod:`hitcast.features.splits`).
     """
     fs = cfg.features
-    rows = features_for_cutoffs(catalog, events, list(fs.cutoffs), cfg)
+    rows = features_for_cutoffs(catalog, events, cutoffs=list(fs.cutoffs), cfg=cfg)
     cohort = rows.where(in_cohort(F.col("release_date"), F.col("cutoff"), fs.cold_start_days))
     cuts = cutoff_frame(catalog.sparkSession, [_date(c) for c in fs.cutoffs])
     labelled = add_split(add_labels(cohort, future_plays(events, cuts, fs.horizon_days), fs.hit_share), fs)
     return labelled.select(*ID_COLUMNS, *feature_columns(sorted(fs.windows_days)), *LABEL_COLUMNS)
-
-
-def write_training_examples(spark: SparkSession, df: DataFrame, cfg: Config) -> int:
-    """Overwrite ``training_examples`` with ``df`` (same inputs => same content); returns its row count."""
-    location = cfg.table("training_examples")
-    (df.repartition(max(1, len(cfg.features.cutoffs)), "cutoff").sortWithinPartitions("cutoff", "track_id")
-     .write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location))
-    n = spark.read.format("delta").load(location).count()
-    log.info("training_examples: %d rows over %d cutoffs at %s", n, len(cfg.features.cutoffs), location)
-    return n

@@ -14,12 +14,11 @@ from hitcast.errors import ConfigError
 from hitcast.ingest import reasons as R
 from hitcast.ingest.catalog import (CATALOG_UPDATE_WHEN, catalog_rows, classify_catalog, read_catalog_files,
                                     resolve_collisions)
-from hitcast.ingest.delta_io import flag_known_tracks, merge
 from hitcast.ingest.events import classify_events, event_rows, read_event_files
 from hitcast.ingest.quarantine import KEYS as QKEYS
 from hitcast.ingest.quarantine import quarantine_rows
 from hitcast.ingest.summary import IngestSummary
-from hitcast.tables import table_exists
+from hitcast.tables import last_operation_metrics, merge_upsert, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def _reason_counts(df: DataFrame) -> tuple[int, dict[str, int]]:
     return total, {r["reason"]: int(r["count"]) for r in rows if r["reason"] is not None}
 
 
-def ingest_catalog(spark: SparkSession, cfg: Config, now: F.Column, summary: IngestSummary) -> DataFrame | None:
+def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
     """Classify, resolve and MERGE the catalog; returns its quarantine rows (or None without files)."""
     frames = read_catalog_files(spark, cfg)
     s = summary.catalog
@@ -59,13 +58,15 @@ def ingest_catalog(spark: SparkSession, cfg: Config, now: F.Column, summary: Ing
                                              F.countDistinct(F.when(F.col("n_rows") > 1, F.col("track_id")))
                                              .alias("ids")).collect()
     by = {r["outcome"]: int(r["n"]) for r in stats}
-    summary.catalog_collisions = int(resolved.where("n_rows > 1").select("track_id").distinct().count())
+    # A colliding track_id has exactly one winner row, so counting distinct ids over the winners counts each once.
+    summary.catalog_collisions = next((int(r["ids"]) for r in stats if r["outcome"] == "winner"), 0)
     summary.catalog_updates, summary.catalog_identical = by.get("update", 0), by.get("identical", 0)
     if by.get("duplicate"):
         s.quarantined[R.DUPLICATE_TRACK_ID] = by["duplicate"]
     s.rows_valid = by.get("winner", 0)
-    s.rows_inserted, s.rows_updated = merge(spark, catalog_rows(resolved, now), cfg.table("catalog"),
-                                            ["track_id"], CATALOG_UPDATE_WHEN)
+    merged = merge_upsert(spark, catalog_rows(resolved, now), location=cfg.table("catalog"), keys=["track_id"],
+                          update=CATALOG_UPDATE_WHEN)
+    s.rows_inserted, s.rows_updated = merged.inserted, merged.updated
     dups = (resolved.where(F.col("outcome") == "duplicate")
             .select("source_file", "raw_record", F.lit(R.DUPLICATE_TRACK_ID).alias("reason"),
                     F.concat(F.lit("track_id="), F.col("track_id")).alias("detail")))
@@ -73,7 +74,7 @@ def ingest_catalog(spark: SparkSession, cfg: Config, now: F.Column, summary: Ing
     return bad.unionByName(dups)
 
 
-def ingest_events(spark: SparkSession, cfg: Config, now: F.Column, summary: IngestSummary) -> DataFrame | None:
+def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
     """Classify, de-duplicate and MERGE the events; returns their quarantine rows (or None)."""
     s = summary.events
     raw, s.files = read_event_files(spark, cfg)
@@ -91,10 +92,30 @@ def ingest_events(spark: SparkSession, cfg: Config, now: F.Column, summary: Inge
     good = event_rows(classified.where(F.col("reason").isNull()), known, now)
     summary.unknown_track_events = good.where(~F.col("known_track")).count()
     parts = list(cfg.ingest.events_partition_by)
-    s.rows_inserted, _ = merge(spark, good.repartition(*parts) if parts else good, cfg.table("engagement_events"),
-                               ["event_id"], None, partition_by=parts)
+    s.rows_inserted = merge_upsert(spark, good.repartition(*parts) if parts else good,
+                                   location=cfg.table("engagement_events"), keys=["event_id"], update=False,
+                                   partition_by=parts).inserted
     summary.known_track_flipped = flag_known_tracks(spark, cfg.table("engagement_events"), cat_loc)
     return classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+
+
+def flag_known_tracks(spark: SparkSession, events_location: str, catalog_location: str) -> int:
+    """Set ``known_track = true`` on events whose track the catalog now holds; returns rows updated."""
+    from delta.tables import DeltaTable
+
+    if not (table_exists(spark, events_location) and table_exists(spark, catalog_location)):
+        return 0
+    events = DeltaTable.forPath(spark, events_location)
+    unknown = events.toDF().where("NOT known_track").select("track_id").distinct()
+    ids = spark.read.format("delta").load(catalog_location).select("track_id").join(unknown, "track_id")
+    if ids.isEmpty():
+        return 0
+    before = table_version(spark, events_location)
+    (events.alias("t").merge(ids.alias("s"), "t.track_id = s.track_id AND NOT t.known_track")
+     .whenMatchedUpdate(set={"known_track": "true"}).execute())
+    if table_version(spark, events_location) == before:
+        return 0
+    return last_operation_metrics(spark, events_location).get("numTargetRowsUpdated", 0)
 
 
 def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
@@ -117,7 +138,7 @@ def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
         bad = step(spark, cfg, now, summary)
         if bad is not None:
             q = quarantine_rows(bad, source, now)
-            part.quarantine_inserted, _ = merge(spark, q, cfg.table("quarantine"), QKEYS, None)
+            part.quarantine_inserted = merge_upsert(spark, q, location=cfg.table("quarantine"), keys=QKEYS,
+                                                    update=False).inserted
     spark.catalog.clearCache()
-    summary.log()
     return summary

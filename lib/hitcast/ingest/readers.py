@@ -102,7 +102,7 @@ def read_parquet(spark: SparkSession, path: Path) -> DataFrame:
                      F.lit(False).alias("malformed"), *[F.col(f"`{c}`").cast("string").alias(c) for c in cols])
 
 
-def read_any(spark: SparkSession, path: Path, fmt: str, csv_options: dict[str, str],
+def read_any(spark: SparkSession, path: Path, *, fmt: str, csv_options: dict[str, str],
              columns: list[str] | None = None) -> DataFrame:
     """Dispatch on ``fmt`` (csv | json | parquet) for one file."""
     if fmt == "csv":

@@ -5,9 +5,8 @@ TensorFlow's ``GeneratorDataset`` (under ``tf.data.Dataset.from_generator``, whi
 runs; it logs ``Memory patch applied: M_TRIM_THRESHOLD=128 kb was set``. Any explicit ``mallopt`` of
 a threshold switches off glibc's *dynamic* mmap threshold, so from then on every allocation above
 128 KiB (each batch, each convolution activation) is a fresh ``mmap`` that is ``munmap``-ed when freed,
-and its pages fault in again on the next step. Measured on this 2-core machine with the fused model:
-~20,000 page faults/s and 6.7 s of system time in a 20 s run, and the Petastorm-fed loop trained at
-0.50x the rate of the same loop fed from NumPy arrays, which never creates a generator.
+and its pages fault in again on the next step: the Petastorm-fed loop then trains far slower than the
+same loop fed from NumPy arrays, which never creates a generator (figures in docs/results.md).
 
 :func:`keep_freed_memory` sets both thresholds back to values at which the allocator reuses freed
 blocks (mmap only above 32 MiB, the dynamic threshold's own ceiling on 64-bit; return memory to the

@@ -23,7 +23,7 @@ import pandas as pd
 
 from hitcast.config import Config
 from hitcast.model.architecture import input_names
-from hitcast.model.dataset import mel_arrays
+from hitcast.model.dataset import mel_arrays, mel_input
 from hitcast.model.registry import MODEL_FILE, get_version, latest_version
 from hitcast.model.tabular import TabularStats, encode_tabular
 
@@ -78,8 +78,7 @@ class ModelBundle:
         if "mel" in names:
             n_mels, n_frames = self.stats.n_mels, self.stats.n_frames
             mels, has = mel_arrays(pdf, n_mels, n_frames)
-            buf = np.frombuffer(b"".join(mels), dtype=np.uint8).reshape(len(pdf), n_mels, n_frames)
-            x["mel"] = buf.astype(np.float32) * (1.0 / 255.0)
+            x["mel"] = mel_input(mels, n_mels, n_frames).numpy()
             x["has_audio"] = has.reshape(-1, 1)
         return x
 

@@ -28,6 +28,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from hitcast.audio.dsp import n_frames as dsp_n_frames
 from hitcast.config import Config
 from hitcast.model.tabular import TabularStats, encode_tabular
 
@@ -125,11 +126,10 @@ def spectrogram_shape(spectrograms: DataFrame | None, cfg: Config) -> tuple[int,
                .orderBy(F.desc("count"), "n_mels", "n_frames").first())
         if row is not None:
             return int(row["n_mels"]), int(row["n_frames"])
-    frames = 1 + int(cfg.dsp.clip_seconds * cfg.dsp.sr) // cfg.dsp.hop_length
-    return cfg.dsp.n_mels, frames
+    return cfg.dsp.n_mels, dsp_n_frames(cfg.dsp)
 
 
-def make_converter(spark, cfg: Config, rows: DataFrame, files: int):
+def make_converter(spark, cfg: Config, rows: DataFrame, *, files: int):
     """Materialise ``rows`` for Petastorm as ``files`` Parquet files of one row group each.
 
     One row group per file makes Petastorm's row-group sharding (``index % shard_count``) predictable,
@@ -167,21 +167,38 @@ def shard_rows(file_urls: list[str], shard_count: int) -> list[int]:
     return [sum(sizes[i::shard_count]) for i in range(shard_count)]
 
 
-def to_model_inputs(batch, n_mels: int, n_frames: int, include_audio: bool, tabular_width: int | None = None):
+def mel_input(mel, n_mels: int, n_frames: int):
+    """Stored mel bytes -> the model's ``mel`` input: the one place this conversion is written.
+
+    Parameters
+    ----------
+    mel
+        A batch of ``n_mels * n_frames``-byte strings (a ``tf.string`` tensor, or a list of bytes).
+
+    Returns
+    -------
+    tf.Tensor, shape (batch, n_mels, n_frames), float32
+        ``uint8 / 255``, in [0, 1] (see :mod:`hitcast.melcodec` for what the bytes encode).
+    """
+    import tensorflow as tf
+
+    q = tf.io.decode_raw(mel, tf.uint8)
+    return tf.reshape(tf.cast(q, tf.float32) * (1.0 / 255.0), (-1, n_mels, n_frames))
+
+
+def to_model_inputs(batch, n_mels: int, n_frames: int, *, include_audio: bool, tabular_width: int | None = None):
     """Map a Petastorm batch (namedtuple of tensors) to ``(inputs dict, hit, popularity)`` tensors.
 
-    ``mel`` bytes become float32 ``uint8 / 255`` of shape (batch, n_mels, n_frames). ``tabular`` gets the
-    static shape (batch, tabular_width) when the width is given: Petastorm declares array columns as
-    (None, None), and a training step traced on that unknown width ran at 0.56x the speed of the same
-    step on in-memory arrays (``make bench-training``).
+    ``mel`` bytes go through :func:`mel_input`. ``tabular`` gets the static shape (batch, tabular_width)
+    when the width is given: Petastorm declares array columns as (None, None), and a training step traced
+    on that unknown width is much slower than one on a known width (``make bench-training``).
     """
     import tensorflow as tf
 
     tab = tf.cast(batch.tabular, tf.float32)
     x = {"tabular": tf.reshape(tab, (-1, tabular_width)) if tabular_width else tab}
     if include_audio:
-        mel = tf.io.decode_raw(batch.mel, tf.uint8)
-        x["mel"] = tf.reshape(tf.cast(mel, tf.float32) / 255.0, (-1, n_mels, n_frames))
+        x["mel"] = mel_input(batch.mel, n_mels, n_frames)
         x["has_audio"] = tf.reshape(tf.cast(batch.has_audio, tf.float32), (-1, 1))
     hit = tf.reshape(tf.cast(batch.is_hit, tf.float32), (-1, 1))
     pop = tf.reshape(tf.cast(batch.popularity, tf.float32), (-1, 1))

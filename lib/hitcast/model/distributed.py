@@ -65,7 +65,7 @@ def _run_worker(spec: dict[str, Any], timeout_s: int) -> dict[str, Any]:
             return pickle.load(fh)
 
 
-def run_barrier_training(spark, spec: dict[str, Any], workers: int, timeout_s: int = 3600) -> list[dict]:
+def run_barrier_training(spark, spec: dict[str, Any], *, workers: int, timeout_s: int = 3600) -> list[dict]:
     """Train on ``workers`` barrier tasks and return their results sorted by rank.
 
     Parameters

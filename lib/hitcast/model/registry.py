@@ -92,7 +92,7 @@ def version_exists(spark: SparkSession, cfg: Config, version: str) -> bool:
     return bool(found) and (version_dir(cfg, version) / MODEL_FILE).is_file()
 
 
-def write_version_files(directory: Path, stats_json: str, config: Mapping[str, Any],
+def write_version_files(directory: Path, *, stats_json: str, config: Mapping[str, Any],
                         metrics: Mapping[str, Any], inputs: Mapping[str, Any]) -> None:
     """Write ``stats.json``, ``config.yaml``, ``metrics.json`` and ``inputs.json`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -102,14 +102,14 @@ def write_version_files(directory: Path, stats_json: str, config: Mapping[str, A
     (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True, default=str))
 
 
-def register(spark: SparkSession, cfg: Config, version: str, variant: str, workers: int,
+def register(spark: SparkSession, cfg: Config, version: str, *, variant: str, workers: int,
              metrics: Mapping[str, Any], inputs: Mapping[str, Any], config: Mapping[str, Any],
              created_at: dt.datetime | None = None) -> None:
     """MERGE the row of ``version`` into the Delta table ``models`` (schema ``hitcast.schemas.MODELS``)."""
     row = (version, variant, created_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
            str(version_dir(cfg, version)), int(workers), json.dumps(metrics, sort_keys=True, default=str),
            json.dumps(inputs, sort_keys=True, default=str), json.dumps(config, sort_keys=True, default=str))
-    merge_upsert(spark, spark.createDataFrame([row], MODELS), cfg.table("models"), ["model_version"])
+    merge_upsert(spark, spark.createDataFrame([row], MODELS), location=cfg.table("models"), keys=["model_version"])
     log.info("registered model version %s in %s", version, cfg.table("models"))
 
 

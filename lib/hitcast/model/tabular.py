@@ -118,7 +118,7 @@ def feature_columns(df: DataFrame) -> list[str]:
 SCALINGS = ("standard", "rank_gauss", "piecewise")
 
 
-def compute_stats(train: DataFrame, features: Sequence[str], n_mels: int, n_frames: int,
+def compute_stats(train: DataFrame, features: Sequence[str], *, n_mels: int, n_frames: int,
                   log1p_min_skew: float = 0.0, scaling: str = "standard", n_quantiles: int = 101,
                   bins: int = 16) -> TabularStats:
     """Standardisation statistics and genre vocabulary, computed in Spark over the train split.

@@ -37,6 +37,14 @@ class TrainOutcome:
     variant: str
     skipped: bool
     metrics: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return f"model version {self.version} ({self.variant}) already existed at {self.path}"
+        val = self.metrics.get("validation", {})
+        return (f"model version {self.version} ({self.variant}) trained on {self.workers} workers at {self.path}; "
+                f"validation ROC-AUC {val.get('val_auc', float('nan')):.3f}, F1 {val.get('val_f1', float('nan')):.3f}")
 
 
 def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame | None, dict[str, Any]]:
@@ -80,7 +88,7 @@ def _kept_epoch(history: list[dict], best_epoch: int | None) -> dict:
     return history[-1] if history else {}
 
 
-def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrograms: DataFrame | None,
+def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
                 inputs: dict[str, Any], variant: str | None = None, force: bool = False,
                 train_split: str = "train", validation_split: str = "validation",
                 exclude_features: Sequence[str] = (), version_prefix: str | None = None) -> TrainOutcome:
@@ -120,7 +128,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     features = [c for c in feature_columns(examples) if c not in set(exclude_features)]
     train = examples.where(F.col("split") == train_split)
     n_mels, n_frames = dataset.spectrogram_shape(spectrograms if audio else None, cfg)
-    stats = compute_stats(train, features, n_mels, n_frames, cfg.train.log1p_min_skew, cfg.train.scaling,
+    stats = compute_stats(train, features, n_mels=n_mels, n_frames=n_frames, log1p_min_skew=cfg.train.log1p_min_skew,
+                          scaling=cfg.train.scaling,
                           bins=cfg.train.bins)
     stats.extra = {"version": version, "variant": variant, "popularity_head": cfg.train.popularity_head}
     joined = dataset.join_spectrograms(examples.where(F.col("split").isin(train_split, validation_split)),
@@ -131,11 +140,11 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
     t0 = time.perf_counter()
     try:
         conv_train = dataset.make_converter(spark, cfg, rows.where(F.col("split") == train_split),
-                                            workers * max(1, cfg.train.files_per_worker))
+                                            files=workers * max(1, cfg.train.files_per_worker))
         converters.append(conv_train)
         conv_val = None
         if rows.where(F.col("split") == validation_split).limit(1).count():
-            conv_val = dataset.make_converter(spark, cfg, rows.where(F.col("split") == validation_split), 1)
+            conv_val = dataset.make_converter(spark, cfg, rows.where(F.col("split") == validation_split), files=1)
             converters.append(conv_val)
         shards = dataset.shard_rows(conv_train.file_urls, workers)
         steps = min(shards) // cfg.train.batch_size
@@ -159,7 +168,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
                           "dropout": t.dropout, "kernel_size": t.kernel_size,
                           "members": t.ensemble}}
-        results = run_barrier_training(spark, spec, workers, t.timeout_s)
+        results = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
     finally:
         for conv in converters:
             conv.delete()
@@ -171,8 +180,18 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, spectrogr
                "shard_rows": shards, "examples_per_s": chief["examples_per_s"], "train_wall_s": wall,
                "best_epoch": chief.get("best_epoch"),
                "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch"))}
-    registry.write_version_files(path, stats.to_json(), cfg.to_dict(), metrics, inputs)
-    registry.register(spark, cfg, version, variant, workers, metrics, inputs, version_config(cfg, variant))
+    registry.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
+    registry.register(spark, cfg, version, variant=variant, workers=workers, metrics=metrics, inputs=inputs,
+                      config=version_config(cfg, variant))
     log.info("model %s trained in %.0f s: final loss %.4f, %s", version, wall, chief["losses"][-1],
              ", ".join(f"{k} {v:.3f}" for k, v in metrics["validation"].items() if k.startswith("val_")))
-    return TrainOutcome(version, path, variant, False, metrics)
+    return TrainOutcome(version, path, variant, False, metrics, workers)
+
+
+def run_training(spark: SparkSession, cfg: Config, *, variant: str | None = None,
+                 force: bool = False) -> TrainOutcome:
+    """The training stage: ``training_examples`` x ``spectrograms`` from the warehouse, one registered
+    model version (see :func:`train_model`)."""
+    examples, spectrograms, inputs = table_inputs(spark, cfg)
+    return train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant,
+                       force=force)

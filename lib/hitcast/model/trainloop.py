@@ -17,7 +17,6 @@ lowers (:mod:`hitcast.model.allocator`; without that, Petastorm input trained at
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
@@ -27,17 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from hitcast.evaluation.metrics import binary_metrics
+
 log = logging.getLogger("hitcast.model.trainloop")
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """ROC-AUC and F1 at ``threshold`` (NaN AUC when only one class is present)."""
-    from sklearn.metrics import f1_score, roc_auc_score
-
-    y = np.asarray(y).ravel().astype(int)
-    p = np.asarray(p).ravel()
-    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
-    return {"auc": auc, "f1": float(f1_score(y, p >= threshold, zero_division=0))}
 
 
 def _read_all(converter, n_mels: int, n_frames: int, include_audio: bool) -> tuple[dict, np.ndarray]:
@@ -48,29 +39,14 @@ def _read_all(converter, n_mels: int, n_frames: int, include_audio: bool) -> tup
     ys = []
     with converter.make_tf_dataset(batch_size=256, num_epochs=1, workers_count=1) as ds:
         for batch in ds:
-            x, hit, _ = to_model_inputs(batch, n_mels, n_frames, include_audio)
+            x, hit, _ = to_model_inputs(batch, n_mels, n_frames, include_audio=include_audio)
             for k, v in x.items():
                 xs.setdefault(k, []).append(v.numpy())
             ys.append(hit.numpy())
     return {k: np.concatenate(v) for k, v in xs.items()}, (np.concatenate(ys) if ys else np.zeros((0, 1)))
 
 
-@contextlib.contextmanager
-def numpy_dataset(path: str, batch: int, shuffle: int, rank: int, n: int):
-    """The in-memory counterpart of the Petastorm stream (for the benchmark): an ``.npz`` of the same
-    columns (``mel`` as bytes), sharded by row, shuffled, repeated and batched like Petastorm's."""
-    import collections
-
-    import tensorflow as tf
-
-    with np.load(path, allow_pickle=True) as data:
-        cols = {k: data[k][rank::n] for k in data.files}
-    Batch = collections.namedtuple("Batch", sorted(cols))
-    ds = tf.data.Dataset.from_tensor_slices(Batch(**cols)).shuffle(shuffle, seed=rank).repeat().batch(batch)
-    yield ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_optimizer(learning_rate: float, schedule: str, total_steps: int, weight_decay: float = 0.0):
+def make_optimizer(learning_rate: float, *, schedule: str, total_steps: int, weight_decay: float = 0.0):
     """Adam (AdamW with ``weight_decay`` > 0) at a ``constant`` learning rate or one that follows a
     ``cosine`` from ``learning_rate`` down to zero over ``total_steps`` updates."""
     import keras
@@ -109,6 +85,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     from hitcast.model.allocator import keep_freed_memory
     from hitcast.model.architecture import build_model, input_names, weights_checksum
     from hitcast.model.dataset import to_model_inputs
+    from hitcast.model.sources import worker_stream
 
     rank, n = spec["rank"], spec["workers"]
     m = spec["model"]
@@ -120,8 +97,8 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     keras.utils.set_random_seed(spec["seed"])
     with strategy.scope():
         model = build_model(**m)
-        optimizer = make_optimizer(spec["learning_rate"], spec.get("lr_schedule", "constant"),
-                                   steps * epochs, spec.get("weight_decay", 0.0))
+        optimizer = make_optimizer(spec["learning_rate"], schedule=spec.get("lr_schedule", "constant"),
+                                   total_steps=steps * epochs, weight_decay=spec.get("weight_decay", 0.0))
         optimizer.build(model.trainable_variables)
     names = input_names(variant)
     heads = set(model.output.keys()) if isinstance(model.output, dict) else {"hit"}
@@ -166,15 +143,9 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
 
     losses, epoch_stats, rates = [], [], []
     best: dict[str, Any] = {"auc": -1.0, "epoch": None, "weights": None}
-    if spec.get("numpy_path"):
-        source = numpy_dataset(spec["numpy_path"], batch, spec.get("shuffle_buffer", 512), rank, n)
-    else:
-        source = spec["converter"].make_tf_dataset(batch_size=batch, num_epochs=None,
-                                                   workers_count=spec.get("reader_workers", 1),
-                                                   shuffling_queue_capacity=spec.get("shuffle_buffer", 512),
-                                                   cur_shard=rank, shard_count=n)
-    with source as ds:
-        ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], audio, m["tabular_width"]))
+    with worker_stream(spec, batch_size=batch, rank=rank, workers=n) as ds:
+        ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], include_audio=audio,
+                                              tabular_width=m["tabular_width"]))
         it = iter(ds)
         first = next(it)   # starts the reader; TensorFlow's generator sets its malloc option here
         if spec.get("keep_freed_memory", True):
@@ -196,14 +167,14 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
             if rank == 0:
                 stats = {"epoch": epoch, "loss": losses[-1], "examples_per_s": rates[-1]}
                 tr = binary_metrics(np.concatenate(labels), np.concatenate(preds))
-                stats["train_auc"] = tr["auc"]
+                stats["train_auc"] = tr["roc_auc"]
                 if val_x is not None:
                     vp = np.concatenate([infer({k: v[i:i + 512] for k, v in val_x.items()}).numpy()
                                          for i in range(0, len(val_y), 512)])
                     va = binary_metrics(val_y, vp)
-                    stats["val_auc"], stats["val_f1"] = va["auc"], va["f1"]
-                    if spec.get("restore_best", True) and np.isfinite(va["auc"]) and va["auc"] > best["auc"]:
-                        best.update(auc=va["auc"], epoch=epoch, weights=model.get_weights())
+                    stats["val_auc"], stats["val_f1"] = va["roc_auc"], va["f1"]
+                    if spec.get("restore_best", True) and np.isfinite(va["roc_auc"]) and va["roc_auc"] > best["auc"]:
+                        best.update(auc=va["roc_auc"], epoch=epoch, weights=model.get_weights())
                 epoch_stats.append(stats)
                 log.info("epoch %d/%d: loss %.4f, train AUC %.3f, val AUC %s, val F1 %s, %.0f examples/s",
                          epoch, epochs, stats["loss"], stats["train_auc"],

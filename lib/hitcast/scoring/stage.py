@@ -55,6 +55,12 @@ class ScoreSummary:
     audio_status: dict[str, int] = field(default_factory=dict)
     table_rows: int = 0
 
+    def __str__(self) -> str:
+        status = ", ".join(f"{k}={v}" for k, v in sorted(self.audio_status.items()))
+        return (f"model {self.model_version}, as of {self.as_of}: {self.scored} tracks scored "
+                f"({self.cold_start} cold start; audio status {status}); table {self.location} "
+                f"({self.table_rows} rows)")
+
 
 def default_as_of(events: DataFrame) -> dt.date:
     """The day after the latest known event: "now" in the data's own time.
@@ -124,7 +130,7 @@ def predict_partitions(model_path: str):
     return predict
 
 
-def score_catalog(inputs: DataFrame, model_path: str, model_version: str, as_of: dt.date,
+def score_catalog(inputs: DataFrame, *, model_path: str, model_version: str, as_of: dt.date,
                   scored_at: dt.datetime, partitions: int) -> DataFrame:
     """Score every row of ``inputs`` (see :func:`scoring_inputs`).
 
@@ -142,7 +148,7 @@ def score_catalog(inputs: DataFrame, model_path: str, model_version: str, as_of:
     return scored.select(*[f.name for f in PREDICTIONS.fields])
 
 
-def run_scoring(spark: SparkSession, cfg: Config, version: str | None = None,
+def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
                 as_of: dt.date | None = None) -> ScoreSummary:
     """Score the whole catalog with one model version and MERGE the result into ``predictions``.
 
@@ -151,8 +157,8 @@ def run_scoring(spark: SparkSession, cfg: Config, version: str | None = None,
     version
         A model version, or ``latest`` (default: ``cfg.score.model_version``).
     as_of
-        Features use events strictly before this date (default: ``cfg.features.score_as_of`` or the
-        day after the last event).
+        Features use events strictly before this date (default: ``cfg.score.as_of`` or the day after
+        the last event).
     """
     from hitcast.features.examples import features_as_of
     from hitcast.model.bundle import resolve_model
@@ -161,24 +167,24 @@ def run_scoring(spark: SparkSession, cfg: Config, version: str | None = None,
     catalog = read_table(spark, cfg, "catalog")
     events = read_table(spark, cfg, "engagement_events")
     if as_of is None:
-        as_of = (dt.date.fromisoformat(cfg.features.score_as_of) if cfg.features.score_as_of
-                 else default_as_of(events))
-    features = features_as_of(catalog, events, as_of, cfg)
-    inputs = scoring_inputs(features, read_table(spark, cfg, "spectrograms"))
+        as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
+    spectrograms = read_table(spark, cfg, "spectrograms")
     partitions = max(1, spark.sparkContext.defaultParallelism * cfg.score.partitions_per_core)
     scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     log.info("scoring the catalog as of %s with model %s (%d partitions)", as_of, model_version, partitions)
-    scored = score_catalog(inputs, str(model_path), model_version, as_of, scored_at, partitions)
-    # Materialise once: the MERGE and the summary read the same scores.
-    staged = cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"
-    scored.write.format("delta").mode("overwrite").save(str(staged))
-    scored = spark.read.format("delta").load(str(staged))
+    scored = (features_as_of(catalog, events, as_of=as_of, cfg=cfg)
+              .transform(lambda df: scoring_inputs(df, spectrograms))
+              .transform(lambda df: score_catalog(df, model_path=str(model_path), model_version=model_version,
+                                                  as_of=as_of, scored_at=scored_at, partitions=partitions)))
+    # Materialise once: the MERGE and the summary read the same scores (the model runs once per track).
+    staged = str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions")
+    scored.write.format("delta").mode("overwrite").save(staged)
+    scored = spark.read.format("delta").load(staged)
     location = cfg.table("predictions")
-    merge_upsert(spark, scored, location, ["track_id", "model_version"])
+    merge_upsert(spark, scored, location=location, keys=["track_id", "model_version"])
     stats = scored.groupBy("audio_status").agg(F.count("*").alias("n"),
                                                F.sum(F.col("cold_start").cast("int")).alias("cold")).collect()
-    summary = ScoreSummary(model_version=model_version, as_of=as_of, location=location,
-                           scored=sum(r["n"] for r in stats), cold_start=sum(r["cold"] or 0 for r in stats),
-                           audio_status={r["audio_status"]: r["n"] for r in stats},
-                           table_rows=spark.read.format("delta").load(location).count())
-    return summary
+    return ScoreSummary(model_version=model_version, as_of=as_of, location=location,
+                        scored=sum(r["n"] for r in stats), cold_start=sum(r["cold"] or 0 for r in stats),
+                        audio_status={r["audio_status"]: r["n"] for r in stats},
+                        table_rows=spark.read.format("delta").load(location).count())

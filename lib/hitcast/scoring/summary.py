@@ -30,6 +30,27 @@ class PipelineSummary:
     test_metrics: dict[str, float]
     report: str | None
 
+    def __str__(self) -> str:
+        """Where the table is, the top tracks and the held-out figures, as plain text."""
+        top = self.top.copy()
+        top["hit_probability"] = top["hit_probability"].map("{:.4f}".format)
+        top["popularity_score"] = top["popularity_score"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        m = self.test_metrics
+        lines = [
+            f"predictions table: {self.location}",
+            f"  {self.rows} rows for {self.tracks} catalog tracks, model {self.model_version}",
+            "  read it with: spark.read.format('delta').load('" + self.location + "')",
+            "",
+            f"top {len(top)} tracks by hit probability:",
+            top.to_string(index=False),
+            "",
+            "held-out test split: " + ", ".join(f"{k}={m[k]:.3f}" for k in ("f1", "roc_auc", "pr_auc", "brier")
+                                                  if k in m),
+        ]
+        if self.report:
+            lines.append(f"evaluation report: {self.report}")
+        return "\n".join(lines)
+
 
 def find_test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Pull the held-out (test split) figures out of a model's metrics JSON.
@@ -54,7 +75,7 @@ def evaluation_of(report_dir: Path, model_version: str) -> dict[str, Any]:
     return next((r for r in results.values() if isinstance(r, dict) and r.get("version") == model_version), {})
 
 
-def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> PipelineSummary:
+def pipeline_summary(spark: SparkSession, cfg: Config, *, top_n: int = 10) -> PipelineSummary:
     """Read ``predictions``, ``catalog`` and ``models`` and summarise the latest model's scores.
 
     Returns
@@ -84,25 +105,3 @@ def pipeline_summary(spark: SparkSession, cfg: Config, top_n: int = 10) -> Pipel
     return PipelineSummary(location=cfg.table("predictions"), rows=preds.count(),
                            tracks=read_table(spark, cfg, "catalog").count(), model_version=latest,
                            top=top, test_metrics=find_test_metrics(metrics), report=report)
-
-
-def format_summary(s: PipelineSummary) -> str:
-    """Plain-text rendering of a :class:`PipelineSummary`."""
-    top = s.top.copy()
-    top["hit_probability"] = top["hit_probability"].map("{:.4f}".format)
-    top["popularity_score"] = top["popularity_score"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    m = s.test_metrics
-    lines = [
-        f"predictions table: {s.location}",
-        f"  {s.rows} rows for {s.tracks} catalog tracks, model {s.model_version}",
-        "  read it with: spark.read.format('delta').load('" + s.location + "')",
-        "",
-        f"top {len(top)} tracks by hit probability:",
-        top.to_string(index=False),
-        "",
-        "held-out test split: " + ", ".join(f"{k}={m[k]:.3f}" for k in ("f1", "roc_auc", "pr_auc", "brier")
-                                              if k in m),
-    ]
-    if s.report:
-        lines.append(f"evaluation report: {s.report}")
-    return "\n".join(lines)

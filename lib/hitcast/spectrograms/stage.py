@@ -24,11 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
@@ -44,7 +42,7 @@ from hitcast.audio.status import UNCHANGED
 from hitcast.audio.track import ROW_KEYS, Previous, process_track
 from hitcast.config import Config, DspSection
 from hitcast.schemas import SPECTROGRAMS
-from hitcast.tables import log_version, merge_upsert, table_exists
+from hitcast.tables import merge_upsert, read_table, table_exists, table_version
 from hitcast.workerprep import prepare_worker
 
 log = logging.getLogger(__name__)
@@ -52,9 +50,6 @@ log = logging.getLogger(__name__)
 #: ``SPECTROGRAMS`` without ``computed_at`` (added once per run on the driver side).
 ROW_SCHEMA = StructType([f for f in SPECTROGRAMS.fields if f.name != "computed_at"])
 PREV_COLUMNS = ("prev_audio_path", "prev_hash", "prev_dsp", "prev_status")
-#: Extensions ``--audio-dir`` picks up (formats libsndfile cannot read are reported as undecodable).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64",
-                    ".caf", ".m4a", ".aac", ".mp4", ".wma")
 
 
 @dataclass
@@ -70,11 +65,12 @@ class SpectrogramSummary:
     table_by_status: dict[str, int] = field(default_factory=dict)
     table_version: int | None = None
     computed_at: datetime | None = None
-    #: Wall seconds of the phases: ``plan`` (create the table if absent, count the tracks), ``compute``
-    #: (hash + decode + log-mel on the executors; into a table created by this run the append happens in
-    #: the same Spark job, so it is counted here), ``merge`` (Delta MERGE into an existing table; 0 for a
-    #: new one), ``report`` (counts of the table by status, its version), ``total``.
-    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        by_status = ", ".join(f"{k}={v}" for k, v in self.table_by_status.items()) or "empty"
+        return (f"{self.tracks} tracks, {self.recomputed} recomputed, {self.skipped} skipped as unchanged "
+                f"(dsp_version {self.dsp_version}); table {self.location} (version {self.table_version}) "
+                f"by status: {by_status}")
 
 
 class StatusCounts(AccumulatorParam):
@@ -113,7 +109,7 @@ def with_previous(tracks: DataFrame, previous: DataFrame | None) -> DataFrame:
     return base.join(prev, "track_id", "left")
 
 
-def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Sequence[str],
+def map_batches(batches: Iterable[pa.RecordBatch], *, dsp: DspSection, roots: Sequence[str],
                 version: str, counts: Accumulator | None = None) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` function: one output batch (``ROW_SCHEMA``) per input batch (``with_previous``).
 
@@ -124,7 +120,7 @@ def map_batches(batches: Iterable[pa.RecordBatch], dsp: DspSection, roots: Seque
     schema = to_arrow_schema(ROW_SCHEMA)
     for batch in batches:
         cols = batch.to_pydict()
-        rows = [process_track(tid, path, Previous(pa_, ph, pd_, ps), dsp, roots, version)
+        rows = [process_track(tid, path, prev=Previous(pa_, ph, pd_, ps), dsp=dsp, roots=roots, version=version)
                 for tid, path, pa_, ph, pd_, ps in zip(cols["track_id"], cols["audio_path"], cols["prev_audio_path"],
                                                        cols["prev_hash"], cols["prev_dsp"], cols["prev_status"])]
         if counts is not None:
@@ -141,7 +137,7 @@ def partitions_for(spark: SparkSession, n_tracks: int, tracks_per_partition: int
     return max(1, min(n_tracks, want))
 
 
-def compute_rows(planned: DataFrame, dsp: DspSection, roots: Sequence[str], partitions: int,
+def compute_rows(planned: DataFrame, *, dsp: DspSection, roots: Sequence[str], partitions: int,
                  counts: Accumulator | None = None) -> DataFrame:
     """Run :func:`map_batches` over ``planned`` (from :func:`with_previous`) in ``partitions`` tasks.
 
@@ -189,24 +185,19 @@ def _append_new(spark: SparkSession, rows: DataFrame, location: str, n_tracks: i
     return by_status
 
 
-def _merge_changed(spark: SparkSession, rows: DataFrame, location: str) -> tuple[dict[str, int], float]:
-    """Persist ``rows`` once, count them by status, MERGE the changed ones into ``location``.
-
-    Returns the counts (``unchanged`` included) and the seconds the MERGE took (0 without one).
-    """
+def _merge_changed(spark: SparkSession, rows: DataFrame, location: str) -> dict[str, int]:
+    """Persist ``rows`` once, count them by status (``unchanged`` included), MERGE the changed ones."""
     rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        by_status, seconds = count_by(rows), 0.0
+        by_status = count_by(rows)
         if any(s != UNCHANGED for s in by_status):
-            t = time.perf_counter()
-            merge_upsert(spark, rows.where(F.col("status") != UNCHANGED), location, ["track_id"])
-            seconds = time.perf_counter() - t
-        return by_status, seconds
+            merge_upsert(spark, rows.where(F.col("status") != UNCHANGED), location=location, keys=["track_id"])
+        return by_status
     finally:
         rows.unpersist()
 
 
-def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, dsp: DspSection,
+def update_spectrograms(spark: SparkSession, tracks: DataFrame, *, location: str, dsp: DspSection,
                         roots: Sequence[str | os.PathLike[str]], tracks_per_partition: int | None = None,
                         computed_at: datetime | None = None) -> SpectrogramSummary:
     """Bring the ``spectrograms`` table at ``location`` up to date with ``tracks``; return what was done.
@@ -222,7 +213,6 @@ def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, d
     computed_at
         Timestamp of this run's rows (default: now, UTC).
     """
-    t0 = time.perf_counter()
     version = dsp_version(dsp)
     computed_at = computed_at or datetime.now(timezone.utc)
     created = not table_exists(spark, location)
@@ -232,88 +222,31 @@ def update_spectrograms(spark: SparkSession, tracks: DataFrame, location: str, d
     parts = partitions_for(spark, n_tracks, tracks_per_partition or dsp.tracks_per_partition)
     previous = None if created else spark.read.format("delta").load(location)
     counts = spark.sparkContext.accumulator({}, StatusCounts()) if created else None
-    rows = compute_rows(with_previous(tracks, previous), dsp, [os.fspath(r) for r in roots], parts, counts)
-    rows = rows.withColumn("computed_at", F.lit(computed_at)).select(*SPECTROGRAMS.fieldNames())
-    t1 = time.perf_counter()
+    rows = (tracks.transform(lambda df: with_previous(df, previous))
+            .transform(lambda df: compute_rows(df, dsp=dsp, roots=[os.fspath(r) for r in roots], partitions=parts,
+                                               counts=counts))
+            .withColumn("computed_at", F.lit(computed_at)).select(*SPECTROGRAMS.fieldNames()))
     if counts is not None:
-        by_status, merge_s = _append_new(spark, rows, location, n_tracks, counts), 0.0
+        by_status = _append_new(spark, rows, location, n_tracks, counts)
     else:
-        by_status, merge_s = _merge_changed(spark, rows, location)
-    t2 = time.perf_counter()
+        by_status = _merge_changed(spark, rows, location)
     written = {k: v for k, v in by_status.items() if k != UNCHANGED}
-    recomputed = sum(written.values())
     table_counts = written if created else count_by(spark.read.format("delta").load(location).select("status"))
     summary = SpectrogramSummary(
-        location=location, dsp_version=version, tracks=n_tracks, recomputed=recomputed,
+        location=location, dsp_version=version, tracks=n_tracks, recomputed=sum(written.values()),
         skipped=by_status.get(UNCHANGED, 0), recomputed_by_status=written, table_by_status=table_counts,
-        table_version=log_version(spark, location), computed_at=computed_at,
-        seconds={"plan": t1 - t0, "compute": t2 - t1 - merge_s, "merge": merge_s,
-                 "report": time.perf_counter() - t2, "total": time.perf_counter() - t0})
-    log.info("spectrograms %s (dsp_version %s): %d tracks, %d recomputed, %d skipped as unchanged; "
-             "recomputed by status %s; table by status %s", location, version, n_tracks, recomputed,
-             summary.skipped, summary.recomputed_by_status, table_counts)
+        table_version=table_version(spark, location), computed_at=computed_at)
     return summary
+
+
+def run_spectrograms(spark: SparkSession, cfg: Config) -> SpectrogramSummary:
+    """The spectrogram stage: the ``catalog`` table's audio into the warehouse table ``spectrograms``."""
+    return update_spectrograms(spark, catalog_tracks(spark, cfg), location=cfg.table("spectrograms"),
+                               dsp=cfg.dsp, roots=[cfg.path(r) for r in cfg.paths.audio_roots])
 
 
 def catalog_tracks(spark: SparkSession, cfg: Config) -> DataFrame:
     """``track_id, audio_path`` of the ``catalog`` table."""
-    from hitcast.tables import read_table
-
     return read_table(spark, cfg, "catalog").select("track_id", "audio_path")
 
 
-def audio_dir_files(folder: str | os.PathLike[str], extensions: Sequence[str] = AUDIO_EXTENSIONS) -> list[str]:
-    """Audio files under ``folder`` (recursive, hidden entries skipped), as sorted relative POSIX paths."""
-    root = Path(folder)
-    found = []
-    for path in root.rglob("*"):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in extensions:
-            continue
-        if path.is_file() or path.is_symlink():
-            found.append(rel.as_posix())
-    return sorted(found)
-
-
-def audio_dir_tracks(spark: SparkSession, folder: str | os.PathLike[str]) -> DataFrame:
-    """A ``track_id, audio_path`` DataFrame for the audio files of ``folder`` (``track_id`` = relative path)."""
-    files = audio_dir_files(folder)
-    return spark.createDataFrame([(f, f) for f in files], "track_id string, audio_path string")
-
-
-def describe_files(spark: SparkSession, folder: str | os.PathLike[str], dsp: DspSection) -> list[dict]:
-    """Status and spectrogram shape of every audio file in ``folder`` (nothing is written).
-
-    Returns
-    -------
-    list of dict
-        Keys ``track_id, status, error, n_mels, n_frames, duration_s, sample_rate, channels``, sorted by file.
-    """
-    files = audio_dir_files(folder)
-    tracks = spark.createDataFrame([(f, f) for f in files], "track_id string, audio_path string")
-    rows = compute_rows(with_previous(tracks, None), dsp, [os.fspath(folder)],
-                        partitions_for(spark, len(files), dsp.tracks_per_partition))
-    return report_rows(rows)
-
-
-REPORT_COLUMNS = ("track_id", "status", "n_mels", "n_frames", "duration_s", "sample_rate", "channels", "error")
-
-
-def report_rows(rows: DataFrame) -> list[dict]:
-    """``REPORT_COLUMNS`` of ``rows`` (``ROW_SCHEMA`` or ``SPECTROGRAMS``) as dicts, sorted by ``track_id``."""
-    return [r.asDict() for r in rows.select(*REPORT_COLUMNS).orderBy("track_id").collect()]
-
-
-def format_report(rows: Sequence[dict]) -> str:
-    """A plain-text table: one line per file with its status and spectrogram shape, then counts by status."""
-    width = max([len("file")] + [len(str(r["track_id"])) for r in rows])
-    lines = [f"{'file':<{width}}  {'status':<13} {'shape':>9} {'seconds':>8} {'rate':>6} {'ch':>3}  error"]
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-        shape = f"{r['n_mels']}x{r['n_frames']}" if r["n_mels"] is not None else "-"
-        secs = f"{r['duration_s']:.2f}" if r["duration_s"] is not None else "-"
-        lines.append(f"{r['track_id']:<{width}}  {r['status']:<13} {shape:>9} {secs:>8} "
-                     f"{r['sample_rate'] or '-':>6} {r['channels'] or '-':>3}  {r['error'] or ''}")
-    lines.append(f"{len(rows)} files: " + (", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"))
-    return "\n".join(lines)
