@@ -6,26 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hitcast.config import Config, load_config
+from helpers import SHARED, make_config
+from hitcast.config import Config
 from hitcast.spark import build_session
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def make_config(tmp_path: Path, *overrides: str) -> Config:
-    """Configuration for a test: local[2] and every path under ``tmp_path``."""
-    return load_config(None, [
-        "spark.master=local[2]",
-        f"paths.root={tmp_path}",
-        "paths.warehouse=warehouse",
-        "paths.raw=raw",
-        "paths.audio_roots=[raw/audio]",
-        "paths.models=models",
-        "paths.reports=reports",
-        "ingest.catalog_path=raw/catalog",
-        "ingest.events_path=raw/events",
-        *overrides,
-    ])
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from audio_fixtures import symlink, write_tone
 from hitcast.audio.paths import real_roots, resolve_audio_path
 from hitcast.audio.status import AudioError
 from hitcast.audio.track import Previous, process_track
-from hitcast.config import DspSection
+from helpers import dsp_settings
 
 OPENED: list[str] = []
 WATCHED: set[str] = set()
@@ -95,12 +95,12 @@ def test_rejected_files_are_never_opened(layout):
     secret = str(outside / "secret.wav")
     WATCHED.update({secret, str(root / "link_out.wav")})
     OPENED.clear()
-    dsp = DspSection(clip_seconds=1.0)
+    dsp = dsp_settings(clip_seconds=1.0)
     for path in ["link_out.wav", f"file://{secret}", "../outside/secret.wav", "dir_out/secret.wav"]:
-        row = process_track("t", path, Previous(), dsp, roots, "v1")
+        row = process_track("t", path, prev=Previous(), dsp=dsp, roots=roots, version="v1")
         assert (row["status"], row["content_hash"], row["mel"]) == ("rejected_path", None, None)
     assert OPENED == []
     # The same file through an allowed root is opened, so the audit hook does see opens. (It sees
     # Python's open, used by the hash; libsndfile's decode is only ever reached after the hash.)
-    ok = process_track("t", "secret.wav", Previous(), dsp, real_roots([outside]), "v1")
+    ok = process_track("t", "secret.wav", prev=Previous(), dsp=dsp, roots=real_roots([outside]), version="v1")
     assert ok["status"] == "ok" and OPENED == [secret]

@@ -11,9 +11,9 @@ import soxr
 from audio_fixtures import make_bad_files, make_good_files, tone, write, write_tone
 from hitcast.audio import compute_clip, log_mel_clip
 from hitcast.audio.decode import MARGIN_SECONDS, crop_window, decode_clip
-from hitcast.config import DspSection
+from helpers import dsp_settings
 
-DSP = DspSection(clip_seconds=2.0)
+DSP = dsp_settings(clip_seconds=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,10 @@ def test_center_and_start_crop_take_exact_samples(tmp_path):
     n = 44100
     mid = (src.size - n) // 2
     np.testing.assert_array_equal(decode_clip(str(path), DSP).y, src[mid:mid + n])
-    start = DspSection(clip_seconds=2.0, crop="start")
+    start = dsp_settings(clip_seconds=2.0, crop="start")
     np.testing.assert_array_equal(decode_clip(str(path), start).y, src[:n])
     # max_decode_seconds caps what is considered: the centre of the first 10 s.
-    capped = DspSection(clip_seconds=2.0, max_decode_seconds=10.0)
+    capped = dsp_settings(clip_seconds=2.0, max_decode_seconds=10.0)
     np.testing.assert_array_equal(decode_clip(str(path), capped).y, src[(220500 - n) // 2:(220500 - n) // 2 + n])
     assert crop_window(220500, 22050, capped) == (88200, 44100)
     assert decode_clip(str(path), capped).duration_s == 30.0
@@ -117,7 +117,7 @@ def test_ogg_streams_of_unknown_length_are_read_up_to_the_cap(tmp_path):
 
 
 def test_an_unexpected_failure_becomes_status_error(files):
-    result = compute_clip(str(files / "plain.flac"), DspSection(clip_seconds=2.0, crop="diagonal"))
+    result = compute_clip(str(files / "plain.flac"), dsp_settings(clip_seconds=2.0, crop="diagonal"))
     assert (result.status, result.db) == ("error", None)
     assert result.error == (f"{files / 'plain.flac'}: unexpected ValueError: dsp.crop must be 'center' or 'start', "
                             "got 'diagonal'")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import make_config
+from helpers import make_config
 from hitcast.demo import catalog as democat
 from hitcast.demo import model
 from hitcast.demo.audio import synthesize
@@ -119,7 +119,7 @@ def test_events_do_not_depend_on_partitioning(spark):
     lat["lam"], lat["release_day"] = 0.4, np.arange(6) * 10
 
     def events(parts):
-        df = simulate_events(spark, lat, 120, "2024-01-01", 50, 3, parts)
+        df = simulate_events(spark, lat, n_days=120, start_date="2024-01-01", listeners=50, seed=3, n_partitions=parts)
         return sorted(tuple(r) for r in df.collect())
 
     two, three = events(2), events(3)
@@ -135,7 +135,7 @@ def test_audio_appeal_is_visible_in_the_log_mel():
     for a in (-2.0, 2.0):
         vals = []
         for g in democat.GENRES:
-            y = synthesize(a, g, 22050, 2.0, rng)
+            y = synthesize(a, g, sr=22050, seconds=2.0, rng=rng)
             assert y.dtype == np.float32 and y.shape == (44100,) and np.isclose(np.abs(y).max(), 0.9)
             m = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=22050, n_fft=1024, hop_length=512,
                                                                    n_mels=64), ref=np.max, top_db=80)

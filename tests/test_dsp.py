@@ -20,10 +20,11 @@ import scipy.signal
 
 from hitcast.audio import clip_samples, dsp_version, log_mel, log_mel_clip, n_frames
 from hitcast.audio.dsp import hann_window, mel_filterbank
+from helpers import dsp_settings
 from hitcast.config import DspSection
 
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio-clips"
-DSP = DspSection()
+DSP = dsp_settings()
 
 
 def real_clips() -> list[Path]:
@@ -46,12 +47,12 @@ def centre_crop(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def test_filterbank_and_window_equal_librosa_and_are_built_once():
-    fb = mel_filterbank(22050, 1024, 64, 20.0, 11025.0)
+    fb = mel_filterbank(22050, n_fft=1024, n_mels=64, fmin=20.0, fmax=11025.0)
     ref = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=64, fmin=20.0, fmax=11025.0)
     assert fb.shape == (64, 513) and fb.dtype == np.float32
     assert float(np.abs(fb - ref).max()) < 1e-8
     np.testing.assert_allclose(hann_window(1024), scipy.signal.get_window("hann", 1024), atol=1e-7)
-    assert mel_filterbank(22050, 1024, 64, 20.0, 11025.0) is fb  # cached per process
+    assert mel_filterbank(22050, n_fft=1024, n_mels=64, fmin=20.0, fmax=11025.0) is fb  # cached per process
     assert hann_window(1024) is hann_window(1024)
     assert not fb.flags.writeable
 
@@ -62,7 +63,7 @@ def test_shape_and_frame_count():
     db = log_mel(y, DSP)
     assert db.shape == (64, 345) and db.dtype == np.float32
     assert abs(float(db.max())) < 1e-5 and float(db.min()) >= -80.0
-    assert n_frames(DspSection(clip_seconds=2.0, hop_length=256)) == 1 + 44100 // 256
+    assert n_frames(dsp_settings(clip_seconds=2.0, hop_length=256)) == 1 + 44100 // 256
 
 
 def test_dsp_matches_librosa_on_real_clips():
@@ -91,10 +92,10 @@ def test_whole_path_matches_librosa_load_on_real_clips():
 
 
 def test_dsp_version_covers_exactly_the_settings_that_change_a_spectrogram():
-    base = dsp_version(DspSection())
-    assert len(base) == 12 and base == dsp_version(DspSection())
-    assert dsp_version(DspSection(tracks_per_partition=7)) == base
-    changed = {dsp_version(DspSection(**{k: v})) for k, v in
+    base = dsp_version(dsp_settings())
+    assert len(base) == 12 and base == dsp_version(dsp_settings())
+    assert dsp_version(dsp_settings(tracks_per_partition=7)) == base
+    changed = {dsp_version(dsp_settings(**{k: v})) for k, v in
                [("n_mels", 32), ("sr", 16000), ("hop_length", 256), ("clip_seconds", 4.0), ("crop", "start"),
                 ("top_db", 60.0), ("fmin", 0.0), ("max_decode_seconds", 60.0), ("silence_dbfs", -80.0)]}
     assert len(changed) == 9 and base not in changed

@@ -8,13 +8,13 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import make_config
+from helpers import make_config
 from hitcast.demo.generate import generate_demo
-from hitcast.features.examples import build_training_examples, write_training_examples
+from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.training import table_inputs, train_model
-from hitcast.scoring import run_scoring
-from hitcast.spectrograms import catalog_tracks, update_spectrograms
+from hitcast.scoring.stage import run_scoring
+from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
 
 E2E_SETTINGS = [
@@ -28,12 +28,10 @@ def pipeline(spark, tmp_path_factory):
     cfg = make_config(tmp_path_factory.mktemp("e2e"), *E2E_SETTINGS)
     generated = generate_demo(spark, cfg)
     run_ingest(spark, cfg)
-    catalog, events = read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_events")
-    write_training_examples(spark, build_training_examples(catalog, events, cfg), cfg)
-    roots = [cfg.path(r) for r in cfg.paths.audio_roots]
-    update_spectrograms(spark, catalog_tracks(spark, cfg), cfg.table("spectrograms"), cfg.dsp, roots)
+    run_features(spark, cfg)
+    run_spectrograms(spark, cfg)
     examples, spectrograms, inputs = table_inputs(spark, cfg)
-    trained = train_model(spark, cfg, examples, spectrograms, inputs)
+    trained = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     first = run_scoring(spark, cfg)
     return cfg, generated, trained, first
 
@@ -75,7 +73,7 @@ def test_bad_audio_and_cold_start_tracks_are_scored_with_their_status(spark, pip
 def test_rescoring_updates_in_place(spark, pipeline):
     cfg, _, trained, first = pipeline
     before = {r.track_id: r.hit_probability for r in read_table(spark, cfg, "predictions").collect()}
-    again = run_scoring(spark, cfg, trained.version, first.as_of)
+    again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
     after = {r.track_id: r.hit_probability for r in read_table(spark, cfg, "predictions").collect()}
     assert again.table_rows == len(before)
     assert after.keys() == before.keys()
@@ -85,7 +83,7 @@ def test_rescoring_updates_in_place(spark, pipeline):
 def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline):
     cfg, _, trained, first = pipeline
     early = first.as_of - dt.timedelta(days=365)
-    s = run_scoring(spark, cfg, trained.version, early)
+    s = run_scoring(spark, cfg, version=trained.version, as_of=early)
     preds = read_table(spark, cfg, "predictions").collect()
     assert s.table_rows == len(preds) == first.scored
     assert {r.as_of for r in preds} == {early}

@@ -6,16 +6,14 @@ import json
 
 import pytest
 
-from conftest import make_config
+from helpers import TINY_TRAIN, make_config, synth_frames
 from hitcast.evaluation.report import PLOTS
 from hitcast.evaluation.suite import evaluate_catalog
-from test_model_synth import synth_frames
-from test_training_distributed import TINY
 
 
 @pytest.mark.slow
 def test_evaluate_catalog_end_to_end(spark, tmp_path):
-    cfg = make_config(tmp_path, *TINY, "evaluate.gbt_iterations=10", "evaluate.min_group_rows=5")
+    cfg = make_config(tmp_path, *TINY_TRAIN, "evaluate.gbt_iterations=10", "evaluate.min_group_rows=5")
     examples, spectrograms = synth_frames(spark, 40)
     examples.write.format("delta").save(cfg.table("training_examples"))
     spectrograms.write.format("delta").save(cfg.table("spectrograms"))

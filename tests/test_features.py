@@ -7,9 +7,9 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import make_config
-from hitcast.features.examples import (SCORING_ID_COLUMNS, build_training_examples, feature_columns, features_as_of,
-                                       write_training_examples)
+from helpers import make_config
+from hitcast.features.examples import (SCORING_ID_COLUMNS, build_training_examples, feature_columns, features_as_of)
+from hitcast.features.stage import write_training_examples
 from hitcast.errors import ConfigError
 from hitcast.features.splits import add_split, check_time_split
 from hitcast.schemas import CATALOG, ID_COLUMNS, LABEL_COLUMNS
@@ -72,7 +72,7 @@ def fcfg(tmp_path):
 
 def test_features_as_of_exact_values(spark, fcfg):
     cat, ev = catalog_df(spark, CATALOG_ROWS), events_df(spark, EVENT_ROWS)
-    rows = {r["track_id"]: r.asDict() for r in features_as_of(cat, ev, "2025-03-01", fcfg).collect()}
+    rows = {r["track_id"]: r.asDict() for r in features_as_of(cat, ev, as_of="2025-03-01", cfg=fcfg).collect()}
     assert sorted(rows) == ["A", "B", "C", "D"]          # every catalog track, whatever its release date
     a = rows["A"]
     assert a["cutoff"] == T and a["cold_start"] is False and a["genre"] == "pop"
@@ -101,7 +101,7 @@ def test_features_as_of_exact_values(spark, fcfg):
 def test_zero_plays_in_window_gives_null_rates_not_cold_start(spark, fcfg):
     cat = catalog_df(spark, [("A", "X", "pop", "2024-06-01", 200000, False, 0.5)])
     ev = events_df(spark, [("u1", "A", "play", "2025-01-15T00:00:00", 1000)])   # 45 days before T
-    r = features_as_of(cat, ev, T, fcfg).collect()[0]
+    r = features_as_of(cat, ev, as_of=T, cfg=fcfg).collect()[0]
     assert r["cold_start"] is False and r["plays_7d"] == 0.0 and r["plays_28d"] == 0.0
     assert r["skip_rate_7d"] is None and r["save_rate_28d"] is None and r["completion_28d"] is None
     assert r["listeners_28d"] == 0.0 and r["plays_total"] == 1.0 and r["trend_7d"] == 0.0
@@ -115,9 +115,9 @@ def test_training_examples_labels_split_and_idempotent_write(spark, fcfg):
                   r["cold_start"]) for r in te.collect())
     assert got == [("A", T, "test", 4, 50.0, 1, False), ("B", T, "test", 1, 0.0, 0, True),
                    ("C", T, "test", 5, 100.0, 1, True)]
-    write_training_examples(spark, te, fcfg)
+    write_training_examples(te, fcfg)
     first = sorted(spark.read.format("delta").load(fcfg.table("training_examples")).collect())
-    write_training_examples(spark, build_training_examples(cat, ev, fcfg), fcfg)
+    write_training_examples(build_training_examples(cat, ev, fcfg), fcfg)
     again = sorted(spark.read.format("delta").load(fcfg.table("training_examples")).collect())
     assert first == again and len(again) == 3
 

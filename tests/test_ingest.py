@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_config
+from helpers import make_config
 from hitcast.ingest.pipeline import run_ingest
 
 ROOT = Path(__file__).resolve().parents[1]

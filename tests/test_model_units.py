@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from helpers import EXAMPLES, N_FRAMES, N_MELS, synth_frames
 from hitcast.errors import ConfigError
 from hitcast.model import dataset
 from hitcast.model.architecture import build_model, input_names
 from hitcast.model.tabular import FeatureError, TabularStats, compute_stats, encode_tabular, feature_columns
-from test_model_synth import EXAMPLES, N_FRAMES, N_MELS, synth_frames
 
 
 @pytest.mark.parametrize("variant,inputs,params", [
@@ -23,7 +23,8 @@ from test_model_synth import EXAMPLES, N_FRAMES, N_MELS, synth_frames
     ("audio", ["mel", "has_audio"], 352 + (8 + 1) * 8 + 8 + 18),
 ])
 def test_architecture_variants_and_output_shapes(variant, inputs, params):
-    model = build_model(10, N_MELS, N_FRAMES, variant, popularity_head=True, conv_filters=[4, 8],
+    model = build_model(tabular_width=10, n_mels=N_MELS, n_frames=N_FRAMES, variant=variant, popularity_head=True,
+                        conv_filters=[4, 8],
                         dense_units=16, kernel_size=3)
     assert sorted(model.input.keys()) == sorted(inputs) == sorted(input_names(variant))
     assert model.count_params() == params
@@ -36,17 +37,20 @@ def test_architecture_variants_and_output_shapes(variant, inputs, params):
 
 
 def test_no_popularity_head_and_unknown_variant():
-    model = build_model(4, N_MELS, N_FRAMES, "tabular", popularity_head=False, dense_units=8)
+    model = build_model(tabular_width=4, n_mels=N_MELS, n_frames=N_FRAMES, variant="tabular", popularity_head=False,
+                        dense_units=8)
     assert list(model.output.keys()) == ["hit"]
     with pytest.raises(ConfigError, match="train.variant must be one of fused, tabular, audio, got 'video'"):
-        build_model(4, N_MELS, N_FRAMES, "video")
+        build_model(tabular_width=4, n_mels=N_MELS, n_frames=N_FRAMES, variant="video")
 
 
 def test_ensemble_averages_independent_members_and_survives_save_load(tmp_path):
     import keras
 
-    model = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3, members=3)
-    single = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3)
+    model = build_model(tabular_width=6, n_mels=N_MELS, n_frames=N_FRAMES, variant="fused", conv_filters=[4],
+                        dense_units=8, kernel_size=3, members=3)
+    single = build_model(tabular_width=6, n_mels=N_MELS, n_frames=N_FRAMES, variant="fused", conv_filters=[4],
+                         dense_units=8, kernel_size=3)
     assert model.count_params() == 3 * single.count_params()
     rng = np.random.default_rng(2)
     x = {"tabular": rng.normal(size=(4, 6)).astype(np.float32), "has_audio": np.ones((4, 1), np.float32),
@@ -61,11 +65,12 @@ def test_ensemble_averages_independent_members_and_survives_save_load(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     np.testing.assert_allclose(loaded(x, training=False)["hit"].numpy(), out["hit"], rtol=1e-6)
     with pytest.raises(ConfigError, match="train.ensemble must be at least 1, got 0"):
-        build_model(6, N_MELS, N_FRAMES, "fused", members=0)
+        build_model(tabular_width=6, n_mels=N_MELS, n_frames=N_FRAMES, variant="fused", members=0)
 
 
 def test_audio_gate_zeroes_the_cnn_without_audio():
-    model = build_model(6, N_MELS, N_FRAMES, "fused", conv_filters=[4], dense_units=8, kernel_size=3)
+    model = build_model(tabular_width=6, n_mels=N_MELS, n_frames=N_FRAMES, variant="fused", conv_filters=[4],
+                        dense_units=8, kernel_size=3)
     base = {"tabular": np.zeros((2, 6), np.float32), "has_audio": np.zeros((2, 1), np.float32)}
     rng = np.random.default_rng(1)
     a = model(dict(base, mel=rng.random((2, N_MELS, N_FRAMES)).astype(np.float32)), training=False)["hit"]
@@ -77,7 +82,7 @@ def test_feature_columns_exclude_ids_labels_and_strings(spark):
     examples, _ = synth_frames(spark, 3)
     assert feature_columns(examples) == ["plays_7d", "skip_rate_28d", "danceability", "days_since_release"]
     with pytest.raises(FeatureError, match="no numeric feature columns"):
-        compute_stats(examples, [], 8, 16)
+        compute_stats(examples, [], n_mels=8, n_frames=16)
 
 
 def test_stats_in_spark_equal_numpy_on_literal_rows(spark):
@@ -87,7 +92,7 @@ def test_stats_in_spark_equal_numpy_on_literal_rows(spark):
             ("d", dt.date(2025, 7, 1), "validation", None, None, "jazz", None, False, 4, 40.0, 1, 1e6, 1.0, .1, 5)]
     df = spark.createDataFrame(rows, EXAMPLES)
     feats = feature_columns(df)
-    stats = compute_stats(df.where(F.col("split") == "train"), feats, 8, 16)
+    stats = compute_stats(df.where(F.col("split") == "train"), feats, n_mels=8, n_frames=16)
     assert stats.features == feats
     np.testing.assert_allclose(stats.means, [np.mean([1.0, 4.0]), np.mean([.25, .75]), .5, np.mean([10, 20, 60])])
     np.testing.assert_allclose(stats.stds, [np.std([1.0, 4.0]), np.std([.25, .75]), 1.0, np.std([10, 20, 60])])
@@ -99,8 +104,8 @@ def test_skewed_counts_are_log_compressed_in_spark_and_numpy_alike(spark):
     plays = [0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 5000.0]       # a heavy tail: Spark skewness 2.27 > 2
     rows = [(float(p), float(i % 3) - 1.0, float(i)) for i, p in enumerate(plays)]
     df = spark.createDataFrame(rows + [(None, 0.0, 1.0)], "plays double, signed double, flat double")
-    assert compute_stats(df, ["plays", "signed", "flat"], 8, 16).log1p == []       # off by default
-    stats = compute_stats(df, ["plays", "signed", "flat"], 8, 16, log1p_min_skew=2.0)
+    assert compute_stats(df, ["plays", "signed", "flat"], n_mels=8, n_frames=16).log1p == []       # off by default
+    stats = compute_stats(df, ["plays", "signed", "flat"], n_mels=8, n_frames=16, log1p_min_skew=2.0)
     assert stats.log1p == ["plays"]                  # negative values or low skew keep their scale
     logged = np.log1p(plays)
     np.testing.assert_allclose([stats.means[0], stats.stds[0]], [logged.mean(), logged.std()], rtol=1e-9)
@@ -120,7 +125,8 @@ def test_rank_gauss_knots_in_spark_and_encoding_match_scikit_learn(spark):
     x = np.round(rng.lognormal(0.0, 2.0, 400), 3)                  # heavy-tailed, like play counts
     b = (rng.random(400) < 0.3).astype(float)                     # binary: most knots repeat
     df = spark.createDataFrame([(float(u), float(v)) for u, v in zip(x, b)] + [(None, 1.0)], "x double, b double")
-    stats = compute_stats(df, ["x", "b"], 8, 16, log1p_min_skew=2.0, scaling="rank_gauss", n_quantiles=11)
+    stats = compute_stats(df, ["x", "b"], n_mels=8, n_frames=16, log1p_min_skew=2.0, scaling="rank_gauss",
+                          n_quantiles=11)
     probs = np.linspace(0, 1, 11)
     # percentile_approx is exact on 400 rows: the smallest value with at least p of the rows at or below it
     np.testing.assert_array_equal(stats.quantiles["x"], np.quantile(x, probs, method="inverted_cdf"))
@@ -142,13 +148,14 @@ def test_rank_gauss_knots_in_spark_and_encoding_match_scikit_learn(spark):
         mass = probs[knots_b == value]
         assert enc[row, 1] == pytest.approx(ndtri(0.5 * (mass.min() + mass.max())), abs=1e-6)
     assert list(enc[7, :4]) == [0.0, pytest.approx(enc[1, 1]), 1.0, 0.0]     # NULL: 0 and marked missing
-    with pytest.raises(FeatureError, match="train.scaling must be one of standard, rank_gauss, piecewise, got 'minmax'"):
-        compute_stats(df, ["x"], 8, 16, scaling="minmax")
+    with pytest.raises(FeatureError,
+                       match="train.scaling must be one of standard, rank_gauss, piecewise, got 'minmax'"):
+        compute_stats(df, ["x"], n_mels=8, n_frames=16, scaling="minmax")
 
 
 def test_piecewise_linear_encoding_over_spark_quantile_bins(spark):
     df = spark.createDataFrame([(float(v), float(v % 2)) for v in range(1, 101)] + [(None, 0.0)], "x double, b double")
-    stats = compute_stats(df, ["x", "b"], 8, 16, scaling="piecewise", n_quantiles=101, bins=4)
+    stats = compute_stats(df, ["x", "b"], n_mels=8, n_frames=16, scaling="piecewise", n_quantiles=101, bins=4)
     assert stats.bins == 4 and stats.width == 2 * (4 + 1) + 0 + 1           # no genre column: unknown bucket only
     assert stats.quantiles["x"][::25] == [1.0, 25.0, 50.0, 75.0, 100.0]      # bin edges: 1 | 25 | 50 | 75 | 100
     enc = encode_tabular(pd.DataFrame({"x": [-5.0, 1.0, 37.5, 50.0, 90.0, 1e9, None], "b": [0, 1, 1, 0, 0, 1, 1]}),
@@ -187,7 +194,7 @@ def test_mel_arrays_fixed_length_and_has_audio():
 def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
     examples, spectrograms = synth_frames(spark, 7)
     feats = feature_columns(examples)
-    stats = compute_stats(examples.where("split = 'train'"), feats, N_MELS, N_FRAMES)
+    stats = compute_stats(examples.where("split = 'train'"), feats, n_mels=N_MELS, n_frames=N_FRAMES)
     rows = dataset.training_rows(dataset.join_spectrograms(examples.where("cutoff = '2025-03-01'"), spectrograms),
                                  stats, include_audio=True)
     expected = {r.track_id: r for r in rows.collect()}
@@ -195,13 +202,14 @@ def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
     assert expected["t003"].has_audio == 0.0 and expected["t003"].mel == bytearray(N_MELS * N_FRAMES)
     assert expected["t001"].has_audio == 1.0
     assert len(expected["t000"].tabular) == stats.width == 2 * 4 + 3 + 1
-    conv = dataset.make_converter(spark, cfg, rows, 2)
+    conv = dataset.make_converter(spark, cfg, rows, files=2)
     try:
         assert dataset.shard_rows(conv.file_urls, 2) in ([4, 3], [3, 4])
         seen = {}
         with conv.make_tf_dataset(batch_size=7, num_epochs=1, workers_count=1) as ds:
             # Petastorm declares the array column (None, None); the trainer's map fixes the width statically.
-            spec = ds.map(lambda b: dataset.to_model_inputs(b, N_MELS, N_FRAMES, True, stats.width)).element_spec
+            spec = ds.map(lambda b: dataset.to_model_inputs(b, N_MELS, N_FRAMES, include_audio=True,
+                                                            tabular_width=stats.width)).element_spec
             assert ds.element_spec.tabular.shape.as_list() == [None, None]
             assert spec[0]["tabular"].shape.as_list() == [None, stats.width]
             assert spec[0]["mel"].shape.as_list() == [None, N_MELS, N_FRAMES]
@@ -262,12 +270,12 @@ def test_optimizer_schedules_and_weight_decay():
 
     from hitcast.model.trainloop import make_optimizer
 
-    opt = make_optimizer(0.01, "cosine", 100)
+    opt = make_optimizer(0.01, schedule="cosine", total_steps=100)
     assert isinstance(opt, keras.optimizers.Adam) and not isinstance(opt, keras.optimizers.AdamW)
     schedule = opt._learning_rate
     np.testing.assert_allclose([float(schedule(s)) for s in (0, 50, 100)], [0.01, 0.005, 0.0], atol=1e-7)
-    constant = make_optimizer(0.01, "constant", 100, weight_decay=0.05)
+    constant = make_optimizer(0.01, schedule="constant", total_steps=100, weight_decay=0.05)
     assert isinstance(constant, keras.optimizers.AdamW) and constant.weight_decay == 0.05
     np.testing.assert_allclose(float(constant.learning_rate), 0.01)
     with pytest.raises(ConfigError, match="train.lr_schedule must be constant or cosine, got 'step'"):
-        make_optimizer(0.01, "step", 100)
+        make_optimizer(0.01, schedule="step", total_steps=100)

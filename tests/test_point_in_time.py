@@ -12,7 +12,7 @@ import datetime as dt
 import numpy as np
 from pyspark.sql import functions as F
 
-from conftest import make_config
+from helpers import make_config
 from hitcast.features.examples import build_training_examples, feature_columns, features_as_of
 from hitcast.schemas import CATALOG, ID_COLUMNS
 
@@ -64,7 +64,7 @@ def test_features_as_of_t_ignore_events_at_or_after_t(spark, tmp_path):
     after_ev = spark.createDataFrame(base + extra, EVENTS_DDL)
 
     def rows(events):
-        return sorted(tuple(r) for r in features_as_of(catalog, events, T.date(), cfg).collect())
+        return sorted(tuple(r) for r in features_as_of(catalog, events, as_of=T.date(), cfg=cfg).collect())
 
     before, after = rows(before_ev), rows(after_ev)
     assert len(before) == len(tracks) and before == after   # whole rows, every draw

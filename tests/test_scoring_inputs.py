@@ -6,8 +6,8 @@ import datetime as dt
 import pandas as pd
 
 from hitcast.schemas import SPECTROGRAMS
-from hitcast.scoring import default_as_of, scoring_inputs
-from hitcast.summary import PipelineSummary, find_test_metrics, format_summary
+from hitcast.scoring.stage import default_as_of, scoring_inputs
+from hitcast.scoring.summary import PipelineSummary, find_test_metrics
 
 
 def _spec_row(track_id, status, mel):
@@ -41,12 +41,12 @@ def test_find_test_metrics_accepts_both_layouts():
     assert find_test_metrics({"test_f1": 0.25, "val_f1": 0.3}) == {"f1": 0.25}
 
 
-def test_format_summary_names_location_rows_and_metrics():
+def test_summary_text_names_location_rows_and_metrics():
     top = pd.DataFrame({"track_id": ["t1"], "title": ["Song"], "artist_name": ["A"], "genre": ["pop"],
                         "hit_probability": [0.91234], "popularity_score": [float("nan")],
                         "cold_start": [False], "audio_status": ["ok"]})
-    text = format_summary(PipelineSummary(location="/w/predictions", rows=3, tracks=3, model_version="fused-x",
-                                          top=top, test_metrics={"f1": 0.61, "roc_auc": 0.8}, report=None))
+    text = str(PipelineSummary(location="/w/predictions", rows=3, tracks=3, model_version="fused-x",
+                               top=top, test_metrics={"f1": 0.61, "roc_auc": 0.8}, report=None))
     assert "predictions table: /w/predictions" in text
     assert "3 rows for 3 catalog tracks, model fused-x" in text
     assert "0.9123" in text
@@ -56,7 +56,7 @@ def test_format_summary_names_location_rows_and_metrics():
 def test_evaluation_of_picks_the_scoring_models_test_figures(tmp_path):
     import json
 
-    from hitcast.summary import evaluation_of
+    from hitcast.scoring.summary import evaluation_of
 
     (tmp_path / "results.json").write_text(json.dumps({
         "fused": {"version": "fused-1", "test": {"f1": 0.7, "roc_auc": 0.9}},

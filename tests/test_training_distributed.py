@@ -8,26 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_config
+from helpers import N_FRAMES, N_MELS, TINY_TRAIN, make_config, synth_frames
 from hitcast.model import registry
 from hitcast.model.bundle import load_bundle, resolve_model
 from hitcast.model.registry import ModelNotFoundError
 from hitcast.model.training import train_model
-from test_model_synth import N_FRAMES, N_MELS, synth_frames
-
-TINY = ["train.epochs=4", "train.batch_size=8", "train.learning_rate=0.01", "train.conv_filters=[4,8]",
-        "train.kernel_size=3", "train.dense_units=16", "train.dropout=0.0", "train.workers=2",
-        "train.files_per_worker=2", "spark.shuffle_partitions=2"]
 
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
-    cfg = make_config(tmp, *TINY)
+    cfg = make_config(tmp, *TINY_TRAIN)
     examples, spectrograms = synth_frames(spark, 40)
     inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},
               "spectrograms": {"fingerprint": registry.fingerprint(spectrograms, ["computed_at"])}}
-    out = train_model(spark, cfg, examples, spectrograms, inputs)
+    out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     return cfg, examples, spectrograms, inputs, out
 
 
@@ -76,7 +71,7 @@ def test_version_files_and_models_row(spark, trained):
 
 def test_rerun_skips_and_version_is_deterministic(spark, trained):
     cfg, examples, spectrograms, inputs, out = trained
-    again = train_model(spark, cfg, examples, spectrograms, inputs)
+    again = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     assert (again.version, again.skipped) == (out.version, True)
     assert spark.read.format("delta").load(cfg.table("models")).count() == 1
     other = registry.model_version("fused", inputs, {"epochs": 5})

@@ -1,10 +1,7 @@
 """The ingest summary: rows read, loaded and quarantined by reason, per table."""
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,14 +35,14 @@ class IngestSummary:
     #: Older events flipped to known_track = true because the catalog now has their track.
     known_track_flipped: int = 0
 
-    def log(self) -> None:
-        """Log the summary, one line per input plus the catalog collisions."""
-        for name, s in (("catalog", self.catalog), ("events", self.events)):
-            log.info("%s: %d files, %d rows read, %d valid, %d inserted, %d updated, %d quarantined %s "
-                     "(%d new in quarantine)", name, s.files, s.rows_read, s.rows_valid, s.rows_inserted,
-                     s.rows_updated, sum(s.quarantined.values()), dict(sorted(s.quarantined.items())),
-                     s.quarantine_inserted)
-        log.info("catalog collisions: %d track_ids (%d older versions superseded, %d identical copies); "
-                 "events for unknown tracks: %d kept; %d events newly linked to the catalog",
-                 self.catalog_collisions, self.catalog_updates, self.catalog_identical,
-                 self.unknown_track_events, self.known_track_flipped)
+    def __str__(self) -> str:
+        """One line per input, then the catalog collisions."""
+        lines = [f"{name}: {s.files} files, {s.rows_read} rows read, {s.rows_valid} valid, {s.rows_inserted} "
+                 f"inserted, {s.rows_updated} updated, {sum(s.quarantined.values())} quarantined "
+                 f"{dict(sorted(s.quarantined.items()))} ({s.quarantine_inserted} new in quarantine)"
+                 for name, s in (("catalog", self.catalog), ("events", self.events))]
+        lines.append(f"catalog collisions: {self.catalog_collisions} track_ids ({self.catalog_updates} older "
+                     f"versions superseded, {self.catalog_identical} identical copies); events for unknown "
+                     f"tracks: {self.unknown_track_events} kept; {self.known_track_flipped} events newly "
+                     "linked to the catalog")
+        return "\n".join(lines)
