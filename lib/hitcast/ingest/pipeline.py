@@ -135,7 +135,7 @@ def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
     summary = IngestSummary()
     for source, step, part in (("catalog", ingest_catalog, summary.catalog),
                                ("events", ingest_events, summary.events)):
-        bad = step(spark, cfg, now, summary)
+        bad = step(spark, cfg, now=now, summary=summary)
         if bad is not None:
             q = quarantine_rows(bad, source, now)
             part.quarantine_inserted = merge_upsert(spark, q, location=cfg.table("quarantine"), keys=QKEYS,
