@@ -42,6 +42,7 @@ demo: setup  ## generate the demo catalog and run every stage on local[*]
 	$(JOB)/spectrograms.py --conf $(CONF)
 	$(JOB)/train.py --conf $(CONF)
 	$(JOB)/evaluate.py --conf $(CONF)
+	$(JOB)/promote.py --conf $(CONF)
 	$(JOB)/score.py --conf $(CONF)
 	$(JOB)/summary.py --conf $(CONF)
 

@@ -14,6 +14,8 @@ from hitcast.spark import build_session
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     os.environ.setdefault("HITCAST_SPARK_LOG_LEVEL", "ERROR")
+    # pyspark.testing.assertDataFrameEqual imports pyspark.pandas, which warns unless this is set first
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     cfg = make_config(tmp_path_factory.mktemp("spark"), "spark.shuffle_partitions=2",
                       "spark.conf.spark.ui.enabled=false", "spark.conf.spark.sql.adaptive.enabled=false",
                       "spark.driver_memory=3g")

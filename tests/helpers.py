@@ -39,6 +39,26 @@ def dsp_settings(**changes) -> DspSection:
     return dataclasses.replace(base_config().dsp, **changes)
 
 
+
+# --- A reference log-mel ----------------------------------------------------------------------------
+
+def librosa_reference(y: np.ndarray, dsp: DspSection) -> np.ndarray:
+    """librosa's log-mel of the mono signal ``y`` with ``dsp``'s settings (the reference hitcast's DSP matches)."""
+    import librosa
+
+    S = librosa.feature.melspectrogram(y=y, sr=dsp.sr, n_fft=dsp.n_fft, hop_length=dsp.hop_length,
+                                       n_mels=dsp.n_mels, fmin=dsp.fmin, fmax=dsp.fmax)
+    return librosa.power_to_db(S, ref=np.max, top_db=dsp.top_db)
+
+
+def centre_crop(y: np.ndarray, n: int) -> np.ndarray:
+    """The middle ``n`` samples of ``y``, or ``y`` padded with zeros at the end to ``n``."""
+    if y.size <= n:
+        return np.pad(y, (0, n - y.size))
+    start = (y.size - n) // 2
+    return y[start:start + n]
+
+
 # --- Distributed training in seconds ----------------------------------------------------------------
 
 #: Settings for a tiny model trained on 2 barrier workers (a few seconds on local[2]).

@@ -11,6 +11,9 @@ Stated tolerances (dB, values in [-80, 0]):
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import librosa
@@ -20,8 +23,7 @@ import scipy.signal
 
 from hitcast.audio import clip_samples, dsp_version, log_mel, log_mel_clip, n_frames
 from hitcast.audio.dsp import hann_window, mel_filterbank
-from helpers import dsp_settings
-from hitcast.config import DspSection
+from helpers import centre_crop, dsp_settings, librosa_reference
 
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "audio-clips"
 DSP = dsp_settings()
@@ -31,19 +33,6 @@ def real_clips() -> list[Path]:
     if not CLIPS.is_dir():
         pytest.skip(f"real clips not found at {CLIPS} (../shared/data/audio-clips beside the repo)")
     return sorted(CLIPS.glob("*.ogg"))
-
-
-def librosa_reference(y: np.ndarray, dsp: DspSection) -> np.ndarray:
-    S = librosa.feature.melspectrogram(y=y, sr=dsp.sr, n_fft=dsp.n_fft, hop_length=dsp.hop_length,
-                                       n_mels=dsp.n_mels, fmin=dsp.fmin, fmax=dsp.fmax)
-    return librosa.power_to_db(S, ref=np.max, top_db=dsp.top_db)
-
-
-def centre_crop(y: np.ndarray, n: int) -> np.ndarray:
-    if y.size <= n:
-        return np.pad(y, (0, n - y.size))
-    start = (y.size - n) // 2
-    return y[start:start + n]
 
 
 def test_filterbank_and_window_equal_librosa_and_are_built_once():
@@ -60,9 +49,12 @@ def test_filterbank_and_window_equal_librosa_and_are_built_once():
 def test_shape_and_frame_count():
     assert clip_samples(DSP) == 176400 and n_frames(DSP) == 345
     y = np.random.default_rng(0).standard_normal(176400).astype(np.float32)
+    y[:44100] *= 1e-5                                  # 100 dB quieter: the top_db floor applies there
     db = log_mel(y, DSP)
     assert db.shape == (64, 345) and db.dtype == np.float32
-    assert abs(float(db.max())) < 1e-5 and float(db.min()) >= -80.0
+    reference = librosa_reference(y, DSP)
+    assert float(reference.min()) == -80.0
+    assert float(np.abs(db - reference).max()) < 0.002
     assert n_frames(dsp_settings(clip_seconds=2.0, hop_length=256)) == 1 + 44100 // 256
 
 
@@ -93,7 +85,12 @@ def test_whole_path_matches_librosa_load_on_real_clips():
 
 def test_dsp_version_covers_exactly_the_settings_that_change_a_spectrogram():
     base = dsp_version(dsp_settings())
-    assert len(base) == 12 and base == dsp_version(dsp_settings())
+    assert len(base) == 12 and int(base, 16) >= 0
+    # the same in another process with another string-hash seed (the version is stored in the table)
+    code = "from helpers import dsp_settings; from hitcast.audio import dsp_version; print(dsp_version(dsp_settings()))"
+    env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == base
     assert dsp_version(dsp_settings(tracks_per_partition=7)) == base
     changed = {dsp_version(dsp_settings(**{k: v})) for k, v in
                [("n_mels", 32), ("sr", 16000), ("hop_length", 256), ("clip_seconds", 4.0), ("crop", "start"),

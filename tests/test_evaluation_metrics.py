@@ -1,4 +1,4 @@
-"""Evaluation metrics against scikit-learn on fixed arrays."""
+"""Evaluation metrics on fixed arrays, against values worked out by hand."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,56 +6,66 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import (average_precision_score, brier_score_loss, f1_score, precision_score, recall_score,
-                             roc_auc_score)
 
-from hitcast.evaluation.metrics import (best_threshold, binary_metrics, calibration_curve, f1_top_share,
-                                        grouped_metrics, pr_auc, release_period, roc_auc)
+from hitcast.evaluation.metrics import (METRIC_KEYS, best_threshold, binary_metrics, calibration_curve,
+                                        f1_top_share, grouped_metrics, release_period)
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1])
 P = np.array([.1, .4, .35, .8, .4, .9, .2, .4, .65, .7, .05, .55])   # ties at 0.4 across classes
+# positives score .35 .8 .9 .4 .65 .55; negatives .1 .4 .4 .2 .7 .05
 
 
-def test_metrics_equal_sklearn():
+def test_binary_metrics_by_hand():
     m = binary_metrics(Y, P, 0.5)
-    pred = P >= 0.5
-    assert m["f1"] == pytest.approx(f1_score(Y, pred))
-    assert m["precision"] == pytest.approx(precision_score(Y, pred))
-    assert m["recall"] == pytest.approx(recall_score(Y, pred))
-    assert m["roc_auc"] == pytest.approx(roc_auc_score(Y, P))
-    assert m["pr_auc"] == pytest.approx(average_precision_score(Y, P))
-    assert m["brier"] == pytest.approx(brier_score_loss(Y, P))
+    assert tuple(m) == METRIC_KEYS
+    # at 0.5: tp 4 (.8 .9 .65 .55), fp 1 (.7), fn 2 (.35 .4)
+    assert m["precision"] == pytest.approx(4 / 5)
+    assert m["recall"] == pytest.approx(4 / 6)
+    assert m["f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 2))
+    # positive-negative pairs ranked right, of 36 (a tie counts 1/2): .35 beats 3, .8 and .9 beat 6,
+    # .4 beats 3 and ties 2, .65 and .55 beat 5
+    assert m["roc_auc"] == pytest.approx((3 + 6 + 6 + 4 + 5 + 5) / 36)
+    # average precision: precision at each distinct threshold where recall grows by 1/6
+    # (.9: 1/1, .8: 2/2, .65: 3/4, .55: 4/5, .4: 5/8, .35: 6/9)
+    assert m["pr_auc"] == pytest.approx((1 + 1 + 3 / 4 + 4 / 5 + 5 / 8 + 6 / 9) / 6)
+    # squared errors: positives .4225 .04 .01 .36 .1225 .2025, negatives .01 .16 .16 .04 .49 .0025
+    assert m["brier"] == pytest.approx(2.02 / 12)
     assert (m["rows"], m["positives"], m["threshold"]) == (12, 6, 0.5)
-    assert m["f1"] == pytest.approx(2 * 4 / (2 * 4 + 1 + 2))      # tp 4 (.8 .9 .65 .55), fp 1 (.7), fn 2
 
 
-def test_random_arrays_equal_sklearn():
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 500)
-    p = np.round(np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1), 2)   # rounded: many ties
-    assert roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-    assert pr_auc(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+def test_binary_metrics_default_threshold_and_column_shapes():
+    m = binary_metrics(np.array([[1.0], [0.0], [1.0]]), np.array([[.7], [.6], [.2]], dtype=np.float32))
+    assert m["threshold"] == 0.5
+    assert (m["precision"], m["recall"]) == (0.5, 0.5)
+    assert m["roc_auc"] == pytest.approx(0.5)                # .7 beats .6, .2 does not
 
 
 def test_best_threshold_maximises_f1():
-    t = best_threshold(Y, P)
-    grid = {th: f1_score(Y, P >= th) for th in np.unique(P)}
-    assert t == 0.35 and f1_score(Y, P >= t) == max(grid.values())
+    # F1 = 2 tp / (tp + fp + 6) at each distinct score: .9 2/7, .8 4/8, .7 4/9, .65 6/10, .55 8/11,
+    # .4 10/14, .35 12/15 (the best), .2 12/16, ...
+    assert best_threshold(Y, P) == 0.35
     assert best_threshold(np.zeros(3), np.array([.2, .3, .4])) == 0.5
+    # F1 2/3 at .9 (tp 1) and at .6 (tp 2, fp 2), less between: the higher threshold wins
+    assert best_threshold(np.array([1, 0, 0, 1]), np.array([.9, .8, .7, .6])) == 0.9
 
 
 def test_one_class_gives_nan_auc():
     m = binary_metrics(np.zeros(4), np.array([.1, .2, .3, .4]), 0.5)
     assert np.isnan(m["roc_auc"]) and np.isnan(m["pr_auc"]) and m["f1"] == 0.0
+    assert m["brier"] == pytest.approx((.01 + .04 + .09 + .16) / 4)
+    empty = binary_metrics(np.zeros(0), np.zeros(0), 0.5)
+    assert empty["rows"] == 0 and empty["f1"] == 0.0 and np.isnan(empty["brier"])
 
 
 def test_grouped_metrics_and_periods():
     pdf = pd.DataFrame({"is_hit": Y, "p": P, "genre": ["a", "b"] * 6})
     g = grouped_metrics(pdf, "genre", 0.5)
     assert list(g["genre"]) == ["a", "b"]
-    a = pdf[pdf.genre == "a"]
-    assert g.loc[0, "roc_auc"] == pytest.approx(roc_auc_score(a.is_hit, a.p))
+    # group a (even rows): labels 0 1 0 0 1 0, scores .1 .35 .4 .2 .65 .05; of the 2 x 4 pairs,
+    # .35 beats .1 .2 .05 (3) and .65 beats all four (4)
+    assert g.loc[0, "roc_auc"] == pytest.approx(7 / 8)
     assert list(g["rows"]) == [6, 6]
+    assert list(grouped_metrics(pdf, "genre", 0.5, min_rows=7)) == []
     assert release_period([dt.date(2025, 2, 1), dt.date(2024, 12, 31), None]) == ["2025Q1", "2024Q4", "unknown"]
 
 

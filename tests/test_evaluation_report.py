@@ -1,15 +1,15 @@
 """Evaluation on literal rows: assessment with a validation threshold, the ground-truth limit, the GBT
-baseline, the hit-predictor loader, and the report with its PNGs."""
+baseline, the hit-predictor examples from the ingested catalog, and the report with its PNGs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from hitcast.evaluation.ablations import assess, eval_rows, gbt_result
-from hitcast.evaluation.hitpredictor import CSV_SCHEMA, NUMERIC, as_examples
 from hitcast.evaluation.limit import load_truth_or_reason, oracle_result, truth_result, with_latents
 from hitcast.model.tabular import feature_columns
 from hitcast.evaluation.report import PLOTS, write_report
@@ -91,16 +91,44 @@ def test_gbt_baseline_on_synthetic_rows(spark, cfg):
     assert r.metrics["roc_auc"] > 0.8            # the hit rule is learnable from plays and danceability
 
 
-def test_hit_predictor_dedup_and_time_split(spark):
-    def row(uri, decade, target, dance):
-        return ("T", "A", uri, *[dance] + [1.0] * (len(NUMERIC) - 1), target, decade)
-    raw = spark.createDataFrame([row("u1", 1960, 1, .1), row("u1", 1970, 0, .2), row("u2", 2010, 0, .3),
-                                 row(None, 1980, 1, .4), row("u3", 2000, 1, .5)], CSV_SCHEMA)
-    ex = {r.track_id: r for r in as_examples(raw).collect()}
-    assert sorted(ex) == ["u1", "u2", "u3"]
-    assert (ex["u1"].is_hit, ex["u1"].danceability, str(ex["u1"].cutoff)) == (1, .1, "1960-01-01")
-    assert ex["u2"].split == "test" and ex["u1"].split in ("train", "validation")
-    assert ex["u3"].genre is None and ex["u3"].popularity is None and ex["u3"].cold_start is False
+SPOTIFY_HEADER = ("track,artist,uri,danceability,energy,key,loudness,mode,speechiness,acousticness,instrumentalness,"
+                  "liveness,valence,tempo,duration_ms,time_signature,chorus_hit,sections,target,decade")
+
+
+def spotify_row(uri: str, target: str, decade: int, dance: float, sections: int) -> str:
+    """One line of a hit-predictor CSV (the features not under test are constants)."""
+    return (f"T {uri},A {uri},{uri},{dance},0.5,5,-7.5,1,0.04,0.3,0,0.1,0.6,120.0,200000,4,31.5,{sections},"
+            f"{target},{decade}")
+
+
+def test_hit_predictor_examples_come_from_the_ingested_catalog(spark, tmp_path):
+    from hitcast.config import load_config
+    from hitcast.errors import TableMissingError
+    from hitcast.evaluation.hitpredictor import NUMERIC, as_examples, read_catalog
+    from hitcast.ingest.pipeline import run_ingest
+
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    (csv / "dataset-of-10s.csv").write_text("\n".join([
+        SPOTIFY_HEADER, spotify_row("u1", "0", 2010, .2, 8), spotify_row("u2", "0", 2010, .3, 7)]) + "\n")
+    (csv / "dataset-of-60s.csv").write_text("\n".join([
+        SPOTIFY_HEADER, spotify_row("u1", "1", 1960, .1, 9), spotify_row("u7", "1", 1960, .5, 11),
+        spotify_row("u4", "", 1960, .6, 10)]) + "\n")
+    cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "spotify-hit-predictor.yaml",
+                      ["spark.master=local[2]", f"paths.root={tmp_path}", "paths.warehouse=wh",
+                       f"ingest.catalog_path={csv}", "ingest.events_path=no-events"])
+    with pytest.raises(TableMissingError, match="jobs/ingest.py --conf conf/spotify-hit-predictor.yaml"):
+        read_catalog(spark, cfg)
+    run_ingest(spark, cfg)
+    ex = {r.track_id: r.asDict() for r in as_examples(read_catalog(spark, cfg)).collect()}
+    assert sorted(ex) == ["u1", "u2", "u7"]            # u4 has no label; u7: xxhash64 % 100 = 0 < 10
+    u1 = ex["u1"]                                       # in both files: dataset-of-60s.csv sorts last and wins
+    assert (u1["is_hit"], u1["danceability"], u1["sections"], u1["chorus_hit"], u1["duration_ms"]) == \
+        (1, .1, 9.0, 31.5, 200000.0)
+    assert (str(u1["cutoff"]), str(u1["release_date"]), u1["split"]) == ("1960-01-01", "1960-01-01", "train")
+    assert (ex["u2"]["split"], ex["u2"]["is_hit"], ex["u7"]["split"]) == ("test", 0, "validation")
+    assert (ex["u7"]["genre"], ex["u7"]["popularity"], ex["u7"]["cold_start"]) == (None, None, False)
+    assert all(ex["u7"][c] is not None for c in NUMERIC)
 
 
 def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):

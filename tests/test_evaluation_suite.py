@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
 
 from helpers import TINY_TRAIN, make_config, synth_frames
 from hitcast.evaluation.report import PLOTS
@@ -32,7 +34,7 @@ def test_evaluate_catalog_end_to_end(spark, tmp_path):
     saved = json.loads((summary.report.parent / "results.json").read_text())
     assert sorted(saved) == ["audio", "fused", "gbt", "tabular"]
     models = spark.read.format("delta").load(cfg.table("models"))
-    assert sorted(r.model_version for r in models.collect()) == sorted(r.version for r in summary.results[:3])
+    assertDataFrameEqual(models.select("model_version"), [Row(model_version=r.version) for r in summary.results[:3]])
     # second run: the same versions, nothing retrained, no new rows
     again = evaluate_catalog(spark, cfg)
     assert [r.version for r in again.results] == [r.version for r in summary.results]

@@ -5,7 +5,9 @@ import datetime as dt
 import math
 
 import pytest
+from pyspark.sql import Row
 from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config
 from hitcast.features.examples import (SCORING_ID_COLUMNS, build_training_examples, feature_columns, features_as_of)
@@ -72,8 +74,10 @@ def fcfg(tmp_path):
 
 def test_features_as_of_exact_values(spark, fcfg):
     cat, ev = catalog_df(spark, CATALOG_ROWS), events_df(spark, EVENT_ROWS)
-    rows = {r["track_id"]: r.asDict() for r in features_as_of(cat, ev, as_of="2025-03-01", cfg=fcfg).collect()}
-    assert sorted(rows) == ["A", "B", "C", "D"]          # every catalog track, whatever its release date
+    features = features_as_of(cat, ev, as_of="2025-03-01", cfg=fcfg)
+    # one row for every catalog track, whatever its release date
+    assertDataFrameEqual(features.select("track_id"), [Row(track_id=t) for t in "ABCD"])
+    rows = {r["track_id"]: r.asDict() for r in features.collect()}
     a = rows["A"]
     assert a["cutoff"] == T and a["cold_start"] is False and a["genre"] == "pop"
     assert a["plays_7d"] == 2.0 and a["listeners_7d"] == 2.0
@@ -111,15 +115,14 @@ def test_training_examples_labels_split_and_idempotent_write(spark, fcfg):
     cat, ev = catalog_df(spark, CATALOG_ROWS), events_df(spark, EVENT_ROWS)
     te = build_training_examples(cat, ev, fcfg)
     assert te.columns == ID_COLUMNS + feature_columns([7, 28]) + LABEL_COLUMNS
-    got = sorted((r["track_id"], r["cutoff"], r["split"], r["future_plays"], r["popularity"], r["is_hit"],
-                  r["cold_start"]) for r in te.collect())
-    assert got == [("A", T, "test", 4, 50.0, 1, False), ("B", T, "test", 1, 0.0, 0, True),
-                   ("C", T, "test", 5, 100.0, 1, True)]
-    write_training_examples(te, fcfg)
-    first = sorted(spark.read.format("delta").load(fcfg.table("training_examples")).collect())
-    write_training_examples(build_training_examples(cat, ev, fcfg), fcfg)
-    again = sorted(spark.read.format("delta").load(fcfg.table("training_examples")).collect())
-    assert first == again and len(again) == 3
+    label = Row("track_id", "cutoff", "split", "future_plays", "popularity", "is_hit", "cold_start")
+    assertDataFrameEqual(te.select(*label), [label("A", T, "test", 4, 50.0, 1, False),
+                                             label("B", T, "test", 1, 0.0, 0, True),
+                                             label("C", T, "test", 5, 100.0, 1, True)], rtol=0, atol=0)
+    # the table holds exactly the built rows, and writing them again leaves it so (no duplicates)
+    for _ in range(2):
+        write_training_examples(build_training_examples(cat, ev, fcfg), fcfg)
+        assertDataFrameEqual(spark.read.format("delta").load(fcfg.table("training_examples")), te, rtol=0, atol=0)
 
 
 def test_labels_percentile_and_hit_flag_on_a_cohort(spark, tmp_path):
@@ -130,12 +133,11 @@ def test_labels_percentile_and_hit_flag_on_a_cohort(spark, tmp_path):
                              for i in range(len(plays))])
     ev = events_df(spark, [("u", f"t{i:02d}", "play", "2025-03-02T00:00:00", 1)
                            for i, n in enumerate(plays) for _ in range(n)])
-    got = sorted((r["track_id"], r["future_plays"], r["popularity"], r["is_hit"])
-                 for r in build_training_examples(cat, ev, cfg).collect())
+    got = build_training_examples(cat, ev, cfg).select("track_id", "future_plays", "popularity", "is_hit")
     # percent_rank = (rank - 1) / (n - 1) with n = 11; ties share the lowest rank; hit when >= 0.8
     expected_pr = [0, 0, 2, 3, 4, 5, 5, 7, 8, 9, 10]
-    assert got == [(f"t{i:02d}", plays[i], 100.0 * expected_pr[i] / 10, int(expected_pr[i] >= 8))
-                   for i in range(len(plays))]
+    assertDataFrameEqual(got, [Row(track_id=f"t{i:02d}", future_plays=plays[i], popularity=100.0 * expected_pr[i] / 10,
+                                   is_hit=int(expected_pr[i] >= 8)) for i in range(len(plays))], rtol=0, atol=0)
 
 
 def test_time_split_and_artist_disjoint_split(spark, tmp_path):

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyspark.sql import Row
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config
 from hitcast.ingest.pipeline import run_ingest
@@ -57,11 +60,17 @@ def write_raw(cfg):
     return raw
 
 
-def snapshot(spark, cfg):
-    out = {}
-    for name in ("catalog", "engagement_events", "quarantine"):
-        out[name] = sorted(tuple(r) for r in spark.read.format("delta").load(cfg.table(name)).collect())
-    return out
+TABLES = ("catalog", "engagement_events", "quarantine")
+
+
+def snapshot(spark, cfg) -> dict[str, list[Row]]:
+    return {name: spark.read.format("delta").load(cfg.table(name)).collect() for name in TABLES}
+
+
+def assert_tables_hold(spark, cfg, snap: dict[str, list[Row]]) -> None:
+    """Every table holds exactly the rows of ``snap``, whole rows."""
+    for name in TABLES:
+        assertDataFrameEqual(spark.read.format("delta").load(cfg.table(name)), snap[name], rtol=0, atol=0)
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +84,23 @@ def ingested(spark, tmp_path_factory):
 def test_each_bad_record_lands_in_quarantine_with_its_reason(spark, ingested):
     cfg, _, summary, snap = ingested
     q = spark.read.format("delta").load(cfg.table("quarantine"))
-    got = sorted((r["source"], r["source_file"], r["reason"], r["detail"] or "") for r in q.collect())
-    assert got == [
-        ("catalog", "cat-a.csv", "bad_release_date", ""),
-        ("catalog", "cat-a.csv", "bad_value", "duration_ms"),
-        ("catalog", "cat-a.csv", "duplicate_track_id", "track_id=t1"),
-        ("catalog", "cat-a.csv", "missing_required_value", "artist_name"),
-        ("catalog", "cat-a.csv", "missing_track_id", ""),
-        ("catalog", "cat-b.jsonl", "malformed_json", ""),
-        ("events", "events-1.jsonl", "bad_event_time", ""),
-        ("events", "events-1.jsonl", "bad_ms_played", ""),
-        ("events", "events-1.jsonl", "duplicate_event", ""),
-        ("events", "events-1.jsonl", "future_event_time", ""),
-        ("events", "events-1.jsonl", "malformed_json", ""),
-        ("events", "events-1.jsonl", "missing_event_id", ""),
-        ("events", "events-1.jsonl", "negative_ms_played", ""),
-        ("events", "events-1.jsonl", "unknown_event_type", ""),
-    ]
+    reason = Row("source", "source_file", "reason", "detail")
+    assertDataFrameEqual(q.select("source", "source_file", "reason", F.coalesce("detail", F.lit("")).alias("detail")), [
+        reason("catalog", "cat-a.csv", "bad_release_date", ""),
+        reason("catalog", "cat-a.csv", "bad_value", "duration_ms"),
+        reason("catalog", "cat-a.csv", "duplicate_track_id", "track_id=t1"),
+        reason("catalog", "cat-a.csv", "missing_required_value", "artist_name"),
+        reason("catalog", "cat-a.csv", "missing_track_id", ""),
+        reason("catalog", "cat-b.jsonl", "malformed_json", ""),
+        reason("events", "events-1.jsonl", "bad_event_time", ""),
+        reason("events", "events-1.jsonl", "bad_ms_played", ""),
+        reason("events", "events-1.jsonl", "duplicate_event", ""),
+        reason("events", "events-1.jsonl", "future_event_time", ""),
+        reason("events", "events-1.jsonl", "malformed_json", ""),
+        reason("events", "events-1.jsonl", "missing_event_id", ""),
+        reason("events", "events-1.jsonl", "negative_ms_played", ""),
+        reason("events", "events-1.jsonl", "unknown_event_type", ""),
+    ])
     raw = {r["reason"]: r["raw_record"] for r in q.where("source = 'events'").collect()}
     assert raw["malformed_json"] == '{"event_id": "e7", ' and json.loads(raw["duplicate_event"])["ms_played"] == 2
     assert all(r["ingested_at"] == dt.datetime(2026, 1, 1) for r in q.collect())
@@ -106,26 +115,27 @@ def test_each_bad_record_lands_in_quarantine_with_its_reason(spark, ingested):
 
 def test_catalog_collisions_resolved_by_updated_at_then_file_name(spark, ingested):
     cfg, _, summary, _ = ingested
-    rows = sorted((r["track_id"], r["title"], r["audio_path"], r["source_file"], r["explicit"], r["duration_ms"])
-                  for r in spark.read.format("delta").load(cfg.table("catalog")).collect())
-    assert rows == [("t1", "One (alt)", "a/t1.flac", "cat-b.jsonl", None, None),
-                    ("t2", "Two (remastered)", "a/t2.wav", "cat-b.jsonl", None, None)]
+    track = Row("track_id", "title", "audio_path", "source_file", "explicit", "duration_ms")
+    assertDataFrameEqual(spark.read.format("delta").load(cfg.table("catalog")).select(*track),
+                         [track("t1", "One (alt)", "a/t1.flac", "cat-b.jsonl", None, None),
+                          track("t2", "Two (remastered)", "a/t2.wav", "cat-b.jsonl", None, None)])
     assert (summary.catalog_collisions, summary.catalog_updates, summary.catalog_identical) == (2, 1, 0)
 
 
 def test_unknown_track_events_are_kept_and_flagged(spark, ingested):
     cfg, _, summary, _ = ingested
-    got = sorted((r["event_id"], r["track_id"], r["known_track"], r["ms_played"], r["event_date"])
-                 for r in spark.read.format("delta").load(cfg.table("engagement_events")).collect())
-    assert got == [("e1", "t1", True, 1000, dt.date(2025, 2, 1)), ("e11", "t1", True, 1000, dt.date(2026, 1, 1)),
-                   ("e2", "tX", False, 1000, dt.date(2025, 2, 1))]
+    event = Row("event_id", "track_id", "known_track", "ms_played", "event_date")
+    assertDataFrameEqual(spark.read.format("delta").load(cfg.table("engagement_events")).select(*event),
+                         [event("e1", "t1", True, 1000, dt.date(2025, 2, 1)),
+                          event("e11", "t1", True, 1000, dt.date(2026, 1, 1)),
+                          event("e2", "tX", False, 1000, dt.date(2025, 2, 1))])
     assert summary.unknown_track_events == 1
 
 
 def test_reingest_is_idempotent_and_new_files_add_only_new_rows(spark, ingested):
     cfg, raw, _, before = ingested
     again = run_ingest(spark, cfg)
-    assert snapshot(spark, cfg) == before            # every table identical, row for row
+    assert_tables_hold(spark, cfg, before)           # every table identical, row for row
     assert (again.catalog.rows_inserted, again.catalog.rows_updated, again.events.rows_inserted) == (0, 0, 0)
     assert again.catalog.quarantine_inserted == 0 and again.events.quarantine_inserted == 0
     # A new events file: one new event, one re-delivered event; a new catalog file brings track tX.
@@ -137,11 +147,13 @@ def test_reingest_is_idempotent_and_new_files_add_only_new_rows(spark, ingested)
     after = snapshot(spark, cfg)
     assert len(after["engagement_events"]) == 4 and len(after["catalog"]) == 3
     events = spark.read.format("delta").load(cfg.table("engagement_events"))
-    assert sorted((r["event_id"], r["known_track"]) for r in events.collect()) == [
-        ("e1", True), ("e11", True), ("e2", True), ("e20", True)]
+    assertDataFrameEqual(events.select("event_id", "known_track"), [
+        Row(event_id="e1", known_track=True), Row(event_id="e11", known_track=True),
+        Row(event_id="e2", known_track=True), Row(event_id="e20", known_track=True)])
     new_q = set(after["quarantine"]) - set(before["quarantine"])
-    assert [(r[0], r[1], r[4]) for r in new_q] == [("events", "events-2.jsonl", "duplicate_event")]
-    assert run_ingest(spark, cfg).events.rows_inserted == 0 and snapshot(spark, cfg) == after
+    assert [(r.source, r.source_file, r.reason) for r in new_q] == [("events", "events-2.jsonl", "duplicate_event")]
+    assert run_ingest(spark, cfg).events.rows_inserted == 0
+    assert_tables_hold(spark, cfg, after)
 
 
 def test_spotify_hit_predictor_loads_through_configuration_alone(spark, shared_data, tmp_path):

@@ -28,12 +28,23 @@ def test_architecture_variants_and_output_shapes(variant, inputs, params):
                         dense_units=16, kernel_size=3)
     assert sorted(model.input.keys()) == sorted(inputs) == sorted(input_names(variant))
     assert model.count_params() == params
-    x = {"tabular": np.ones((3, 10), np.float32), "mel": np.full((3, N_MELS, N_FRAMES), .5, np.float32),
-         "has_audio": np.ones((3, 1), np.float32)}
-    out = model({k: x[k] for k in inputs}, training=False)
-    assert {k: tuple(v.shape) for k, v in out.items()} == {"hit": (3, 1), "popularity": (3, 1)}
-    p = out["hit"].numpy()
-    assert np.all((p > 0) & (p < 1))
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = {"tabular": rng.normal(size=(3, 10)).astype(np.float32),
+         "mel": rng.random((3, N_MELS, N_FRAMES)).astype(np.float32), "has_audio": np.ones((3, 1), np.float32)}
+    x = {k: x[k] for k in inputs}
+    out = {k: v.numpy() for k, v in model(x, training=False).items()}
+    assert {k: v.shape for k, v in out.items()} == {"hit": (3, 1), "popularity": (3, 1)}
+    # both heads are a sigmoid of one dense unit over the shared head layer, worked out here in NumPy
+    head = keras.Model(model.input, model.get_layer("head_drop").output)(x, training=False).numpy()
+    for name in ("hit", "popularity"):
+        w, b = model.get_layer(name).get_weights()
+        np.testing.assert_allclose(out[name], 1 / (1 + np.exp(-(head @ w + b))), rtol=1e-5)
+    # every input the variant takes reaches the output
+    for name in inputs:
+        moved = model(dict(x, **{name: x[name] + 1.0}), training=False)["hit"].numpy()
+        assert np.abs(moved - out["hit"]).max() > 1e-6, name
 
 
 def test_no_popularity_head_and_unknown_variant():

@@ -4,9 +4,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
 
 from hitcast.schemas import SPECTROGRAMS
-from hitcast.scoring.stage import default_as_of, scoring_inputs
+from hitcast.scoring.stage import SPEC_COLUMNS, default_as_of, scoring_inputs
 from hitcast.scoring.summary import PipelineSummary, find_test_metrics
 
 
@@ -21,12 +23,12 @@ def test_scoring_inputs_keeps_every_track_and_nulls_mel_unless_ok(spark):
         "track_id string, cold_start boolean, genre string, plays_7d double")
     spec = spark.createDataFrame([_spec_row("a", "ok", bytes(range(6))),
                                   _spec_row("b", "undecodable", bytes(6))], SPECTROGRAMS)
-    rows = {r.track_id: r for r in scoring_inputs(features, spec).collect()}
-    assert sorted(rows) == ["a", "b", "c"]
-    assert rows["a"].status == "ok" and bytes(rows["a"].mel) == bytes(range(6)) and rows["a"].n_frames == 3
-    assert rows["b"].status == "undecodable" and rows["b"].mel is None
-    assert rows["c"].status == "no_spectrogram" and rows["c"].mel is None
-    assert rows["b"].cold_start is True and rows["b"].plays_7d is None
+    out = scoring_inputs(features, spec)
+    assert sorted(out.columns) == sorted(features.columns + SPEC_COLUMNS)
+    row = Row("track_id", "cold_start", "genre", "plays_7d", "status", "mel", "n_mels", "n_frames")
+    assertDataFrameEqual(out.select(*row), [row("a", False, "pop", 1.0, "ok", bytearray(range(6)), 2, 3),
+                                            row("b", True, "rock", None, "undecodable", None, 2, 3),
+                                            row("c", True, "jazz", None, "no_spectrogram", None, None, None)])
 
 
 def test_default_as_of_is_the_day_after_the_last_event(spark):

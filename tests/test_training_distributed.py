@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
 
 from helpers import N_FRAMES, N_MELS, TINY_TRAIN, make_config, synth_frames
 from hitcast.model import registry
-from hitcast.model.bundle import load_bundle, resolve_model
+from hitcast.model.bundle import CHUNK, load_bundle, resolve_model
 from hitcast.model.registry import ModelNotFoundError
 from hitcast.model.training import train_model
 
@@ -63,10 +65,10 @@ def test_version_files_and_models_row(spark, trained):
     assert stats["features"] == ["plays_7d", "skip_rate_28d", "danceability", "days_since_release"]
     assert stats["genres"] == ["jazz", "pop", "rock"]
     assert (stats["n_mels"], stats["n_frames"]) == (N_MELS, N_FRAMES)
-    rows = spark.read.format("delta").load(cfg.table("models")).collect()
-    assert [(r.model_version, r.variant, r.workers, r.path) for r in rows] == \
-        [(out.version, "fused", 2, str(out.path))]
-    assert json.loads(rows[0].metrics)["checksum"] == out.metrics["checksum"]
+    models = spark.read.format("delta").load(cfg.table("models"))
+    assertDataFrameEqual(models.select("model_version", "variant", "workers", "path"),
+                         [Row(model_version=out.version, variant="fused", workers=2, path=str(out.path))])
+    assert json.loads(models.first().metrics)["checksum"] == out.metrics["checksum"]
 
 
 def test_rerun_skips_and_version_is_deterministic(spark, trained):
@@ -98,13 +100,21 @@ def test_resolve_and_bundle_predicts_literal_rows(spark, trained):
     scores = bundle.predict_pandas(pdf)
     assert list(scores.index) == [10, 11, 12]
     assert list(scores.columns) == ["hit_probability", "popularity_score"]
-    p = scores["hit_probability"].to_numpy()
-    assert p.dtype == np.float64 and np.all((p >= 0) & (p <= 1))
+    assert list(scores.dtypes) == [np.float64, np.float64]
+    p, pop = scores["hit_probability"].to_numpy(), scores["popularity_score"].to_numpy()
     assert p[0] > 0.5 > p[2]              # loud, bright, danceable vs. quiet, dull, skipped
-    assert np.all((scores["popularity_score"] >= 0) & (scores["popularity_score"] <= 100))
-    # the same row twice gives the same score (inference mode: no dropout)
-    again = bundle.predict_pandas(pdf.iloc[[0, 0]])
-    assert again["hit_probability"].iloc[0] == again["hit_probability"].iloc[1] == pytest.approx(p[0], abs=1e-6)
+    assert pop[0] > pop[2] + 1.0          # the popularity head agrees, in percent (synthetic popularity 0..100)
+    # An unknown genre scores as no genre; the mel bytes are read only when status is 'ok'.
+    first = pdf.iloc[[0, 0]]
+    genre = bundle.predict_pandas(first.assign(genre=["polka", None]))["hit_probability"].to_numpy()
+    assert genre[0] == pytest.approx(genre[1], abs=1e-7)
+    audio = bundle.predict_pandas(first.assign(status="missing", mel=[bright.tobytes(), None]))["hit_probability"]
+    assert audio.iloc[0] == pytest.approx(audio.iloc[1], abs=1e-7) and abs(audio.iloc[0] - p[0]) > 1e-3
+    # Over more rows than one model call takes (CHUNK), each row keeps its own index and its own scores.
+    n = 2 * CHUNK + 5
+    many = bundle.predict_pandas(pdf.iloc[np.arange(n) % 3].set_axis(np.arange(n)[::-1]))
+    assert list(many.index) == list(np.arange(n)[::-1])
+    np.testing.assert_allclose(many.to_numpy(), scores.to_numpy()[np.arange(n) % 3], rtol=1e-5, atol=1e-7)
 
 
 def test_latest_without_models_table_is_a_clear_error(spark, tmp_path):

@@ -119,6 +119,7 @@ class FeaturesSection:
     artist_disjoint: bool
     artist_split_shares: list[float]
     split_seed: int
+    max_age_days: int
 
 
 @dataclass
@@ -192,6 +193,17 @@ class ScoreSection:
     #: ISO date the features are computed as of; empty = the day after the last event.
     as_of: str
     partitions_per_core: int
+    reasons: int
+    history_days: int
+
+
+@dataclass
+class PromoteSection:
+    """Promotion of a candidate model to champion (``jobs/promote.py``): how much worse than the champion, on
+    the test split, a candidate may be and still be promoted without ``--force``."""
+
+    margin_roc_auc: float
+    margin_f1: float
 
 
 @dataclass
@@ -207,6 +219,7 @@ class Config:
     train: TrainSection
     evaluate: EvaluateSection
     score: ScoreSection
+    promote: PromoteSection
     #: The file this configuration was loaded from (for lineage).
     source: str = ""
 

@@ -11,15 +11,16 @@ table                     key                                        written by
 ``quarantine``            ``(source, source_file, record_hash, reason)`` ``jobs/ingest.py``
 ``training_examples``     ``(track_id, cutoff)``                     ``jobs/features.py``
 ``spectrograms``          ``track_id``                               ``jobs/spectrograms.py``
-``models``                ``model_version``                          ``jobs/train.py``
+``models``                ``model_version``                          ``jobs/train.py``, ``jobs/promote.py``
+``model_promotions``      appended, one row per promotion            ``jobs/promote.py``
 ``predictions``           ``(track_id, model_version)``              ``jobs/score.py``
 ========================  =========================================  ==========================
 """
 from __future__ import annotations
 
 from pyspark.sql.types import (
-    BinaryType, BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
-    StructType, TimestampType,
+    ArrayType, BinaryType, BooleanType, DateType, DoubleType, IntegerType, LongType, MapType, StringType,
+    StructField, StructType, TimestampType,
 )
 
 #: Spotify-style audio features (optional in the input contract).
@@ -27,11 +28,13 @@ AUDIO_FEATURES: list[str] = [
     "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
     "instrumentalness", "liveness", "valence", "tempo", "time_signature",
 ]
+#: Track structure from the Spotify hit-predictor data (optional in the input contract; not demo features).
+TRACK_STRUCTURE: list[str] = ["chorus_hit", "sections"]
 
 #: Columns a user's catalog must provide (after column mapping).
 CATALOG_REQUIRED: list[str] = ["track_id", "artist_name", "release_date", "audio_path"]
 CATALOG_OPTIONAL: list[str] = ["title", "artist_id", "album_id", "genre", "duration_ms", "explicit",
-                               "updated_at", *AUDIO_FEATURES, "known_label"]
+                               "updated_at", *AUDIO_FEATURES, *TRACK_STRUCTURE, "known_label"]
 
 EVENT_TYPES: list[str] = ["play", "skip", "save", "playlist_add", "share"]
 
@@ -47,6 +50,7 @@ CATALOG = StructType([
     StructField("explicit", BooleanType()),
     StructField("audio_path", StringType()),
     *[StructField(c, DoubleType()) for c in AUDIO_FEATURES],
+    *[StructField(c, DoubleType()) for c in TRACK_STRUCTURE],
     StructField("known_label", IntegerType()),       # a label the source already carries (e.g. Billboard)
     StructField("updated_at", TimestampType()),
     StructField("source_file", StringType()),
@@ -103,15 +107,40 @@ SPECTROGRAMS = StructType([
     StructField("computed_at", TimestampType()),
 ])
 
+#: One row per (track_id, model_version), MERGEd by catalog scoring (:mod:`hitcast.scoring`).
 PREDICTIONS = StructType([
     StructField("track_id", StringType(), False),
     StructField("model_version", StringType(), False),
     StructField("hit_probability", DoubleType()),
     StructField("popularity_score", DoubleType()),
-    StructField("cold_start", BooleanType()),
-    StructField("audio_status", StringType()),
+    StructField("predicted_hit", BooleanType()),      # hit_probability >= the model's validation threshold
+    StructField("mode", StringType()),                # full | cold_start | no_audio
+    StructField("audio_status", StringType()),        # the spectrogram's status, or no_spectrogram
+    StructField("reasons", ArrayType(StructType([StructField("input", StringType()),
+                                                 StructField("contribution", DoubleType())]))),
+    StructField("input_hash", StringType()),          # hash of exactly what the model saw
     StructField("as_of", DateType()),
+    StructField("run_id", StringType()),
     StructField("scored_at", TimestampType()),
+])
+
+#: One row per scoring run, appended (:mod:`hitcast.scoring.runlog`).
+SCORING_RUNS = StructType([
+    StructField("run_id", StringType(), False),
+    StructField("model_version", StringType()),
+    StructField("as_of", DateType()),
+    StructField("full", BooleanType()),
+    StructField("started_at", TimestampType()),
+    StructField("ended_at", TimestampType()),
+    StructField("input_versions", MapType(StringType(), LongType())),   # table -> Delta version read
+    StructField("features_reused", BooleanType()),
+    StructField("tracks", LongType()),
+    StructField("rescored", LongType()),
+    StructField("unchanged", LongType()),
+    StructField("modes", MapType(StringType(), LongType())),            # rescored rows by mode
+    StructField("score_quantiles", MapType(StringType(), DoubleType())),  # "p01" ... "p99" of the model's table
+    StructField("score_histogram", ArrayType(LongType())),              # 10 equal-width bins over [0, 1]
+    StructField("psi", DoubleType()),                                   # vs the previous run of the model
 ])
 
 MODELS = StructType([
@@ -123,4 +152,28 @@ MODELS = StructType([
     StructField("metrics", StringType()),            # JSON
     StructField("inputs", StringType()),             # JSON: Delta versions + content fingerprints
     StructField("config", StringType()),             # JSON
+    StructField("role", StringType()),               # candidate | champion | ablation | archived (MODEL_ROLES)
+    StructField("role_reason", StringType()),        # why it has that role (a promotion's figures, a --force reason)
+    StructField("role_changed_at", TimestampType()),
+])
+
+#: The roles a model version can have; exactly one version is the ``champion`` (what scoring uses).
+MODEL_ROLES: list[str] = ["candidate", "champion", "ablation", "archived"]
+
+#: One row per promotion, appended by ``jobs/promote.py`` (:mod:`hitcast.model.promote`): who made which
+#: version the champion, why, and the test-split figures of both models.
+MODEL_PROMOTIONS = StructType([
+    StructField("promoted_at", TimestampType(), False),
+    StructField("model_version", StringType(), False),
+    StructField("previous_champion", StringType()),  # NULL for the first champion
+    StructField("forced", BooleanType()),
+    StructField("reason", StringType()),
+    StructField("promoted_by", StringType()),        # the operating-system user
+    StructField("test_rows", LongType()),
+    StructField("candidate_roc_auc", DoubleType()),
+    StructField("candidate_f1", DoubleType()),
+    StructField("candidate_threshold", DoubleType()),
+    StructField("champion_roc_auc", DoubleType()),
+    StructField("champion_f1", DoubleType()),
+    StructField("champion_threshold", DoubleType()),
 ])

@@ -20,6 +20,7 @@ PRODUCER = {
     "training_examples": "jobs/features.py",
     "spectrograms": "jobs/spectrograms.py",
     "models": "jobs/train.py",
+    "model_promotions": "jobs/promote.py",
     "predictions": "jobs/score.py",
 }
 

@@ -83,7 +83,7 @@ def assess(name: str, version: str, rows: pd.DataFrame, p: np.ndarray, min_group
 def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, spectrograms: DataFrame | None,
                  inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> ModelResult:
     """Train (or reuse) the ``variant`` model version and assess it on ``rows``."""
-    out = train_model(spark, cfg, examples, spectrograms, inputs, variant)
+    out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant)
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
     return assess(variant, out.version, rows, p, cfg.evaluate.min_group_rows)
@@ -95,7 +95,7 @@ def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, name: str =
     from hitcast.evaluation.baselines import gbt_scores
 
     feats = feature_columns(examples)
-    stats: TabularStats = compute_stats(examples.where(F.col("split") == "train"), feats, 1, 1)
+    stats: TabularStats = compute_stats(examples.where(F.col("split") == "train"), feats, n_mels=1, n_frames=1)
     scores = gbt_scores(examples.where(F.col("split").isin("train", "validation", "test")), stats,
                         cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth, cfg.train.seed)
     merged = rows.merge(scores[KEY + ["p"]], on=KEY, how="left")

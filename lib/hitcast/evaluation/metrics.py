@@ -1,6 +1,9 @@
-"""Binary-classification metrics in plain NumPy (checked against scikit-learn in the tests).
+"""Binary-classification metrics, computed with scikit-learn.
 
-All functions take ``y`` (0/1 labels, shape (n,)) and ``p`` (scores in [0, 1], shape (n,)).
+Every function takes ``y`` (0/1 labels, shape (n,)) and ``p`` (scores in [0, 1], shape (n,)). The one
+metric set of hitcast is :func:`binary_metrics` (evaluation reports and the training loop's per-epoch
+log both use it); the rest are what scikit-learn has no function for: the F1-maximising threshold, F1
+when the top share of each group is flagged, binned calibration with counts, and formatting helpers.
 """
 from __future__ import annotations
 
@@ -9,51 +12,76 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import (average_precision_score, brier_score_loss, confusion_matrix, f1_score,
+                             precision_recall_curve, roc_auc_score)
+
+#: The keys of :func:`binary_metrics`, in report order.
+METRIC_KEYS = ("f1", "precision", "recall", "roc_auc", "pr_auc", "brier", "rows", "positives", "threshold")
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties); NaN with one class."""
-    y = np.asarray(y, dtype=np.int64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    pos, neg = int(y.sum()), int(len(y) - y.sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = pd.Series(p).rank(method="average").to_numpy()
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+def _as_arrays(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as int64 and scores as float64, both flattened to shape (n,)."""
+    return np.asarray(y).ravel().astype(np.int64), np.asarray(p, dtype=np.float64).ravel()
 
 
-def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Average precision: sum over thresholds of precision x recall increment; NaN without positives."""
-    y = np.asarray(y, dtype=np.int64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    pos = int(y.sum())
-    if pos == 0:
-        return float("nan")
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps = y[order], p[order]
-    tp = np.cumsum(ys)
-    fp = np.cumsum(1 - ys)
-    last = np.r_[np.diff(ps) != 0, True]          # one point per distinct threshold
-    tp, fp = tp[last], fp[last]
-    precision = tp / (tp + fp)
-    recall = tp / pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Threshold metrics at ``p >= threshold`` and ranking metrics of the scores.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,) or (n, 1)
+        0/1 labels.
+    p : np.ndarray, shape (n,) or (n, 1)
+        Scores in [0, 1].
+    threshold : float
+        A row is predicted a hit when its score is at least this.
+
+    Returns
+    -------
+    dict
+        ``f1``, ``precision``, ``recall`` (0 when undefined); ``roc_auc`` (NaN unless both classes
+        are present); ``pr_auc`` (average precision: the sum over distinct thresholds of precision x
+        recall increment; NaN without positives); ``brier`` (mean squared error of ``p``; NaN when
+        empty); ``rows``, ``positives`` and ``threshold``.
+    """
+    y, p = _as_arrays(y, p)
+    pred = (p >= threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, pred, labels=[0, 1]).ravel()) if len(y) else (0,) * 4
+    positives = int(y.sum())
+    both = 0 < positives < len(y)
+    return {
+        "f1": float(f1_score(y, pred, zero_division=0)) if len(y) else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if positives else float("nan"),
+        "brier": float(brier_score_loss(y, p, pos_label=1)) if len(y) else float("nan"),
+        "rows": int(len(y)),
+        "positives": positives,
+        "threshold": float(threshold),
+    }
 
 
-def confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
-    """(tp, fp, fn, tn) when predicting 1 for ``p >= threshold``."""
-    y = np.asarray(y, dtype=np.int64).ravel()
-    pred = np.asarray(p, dtype=np.float64).ravel() >= threshold
-    tp = int(np.sum(pred & (y == 1)))
-    fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
-    return tp, fp, fn, int(len(y) - tp - fp - fn)
+def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The threshold that maximises F1 on ``(y, p)`` (the validation split); 0.5 without positives.
 
+    Candidates are the distinct scores (:func:`sklearn.metrics.precision_recall_curve`); ties go to
+    the highest threshold.
 
-def f1_at(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-    """F1 of ``p >= threshold`` (0 when there are no true positives)."""
-    tp, fp, fn, _ = confusion(y, p, threshold)
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    Parameters
+    ----------
+    y, p : np.ndarray, shape (n,)
+        Labels (0/1) and scores.
+    """
+    y, p = _as_arrays(y, p)
+    if len(y) == 0 or y.sum() == 0:
+        return 0.5
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]            # the last point (recall 0) has no threshold
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+    best = np.flatnonzero(np.isclose(f1, f1.max(), rtol=0.0, atol=1e-12))   # equal F1: highest threshold
+    return float(thresholds[best].max())
 
 
 def f1_top_share(y: np.ndarray, p: np.ndarray, groups: np.ndarray, share: float) -> float:
@@ -68,62 +96,29 @@ def f1_top_share(y: np.ndarray, p: np.ndarray, groups: np.ndarray, share: float)
     y, p, groups : np.ndarray, shape (n,)
         Labels (0/1), scores and group keys (the cutoff).
     """
-    y = np.asarray(y, dtype=np.int64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
+    y, p = _as_arrays(y, p)
     groups = np.asarray(groups).ravel()
-    flagged = np.zeros(len(y), dtype=bool)
+    flagged = np.zeros(len(y), dtype=np.int64)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         k = int(round(share * len(idx)))
-        flagged[idx[np.argsort(-p[idx], kind="mergesort")[:k]]] = True
-    tp = int(np.sum(flagged & (y == 1)))
-    return 2 * tp / (int(flagged.sum()) + int(y.sum())) if tp else 0.0
+        flagged[idx[np.argsort(-p[idx], kind="mergesort")[:k]]] = 1
+    return float(f1_score(y, flagged, zero_division=0)) if len(y) else 0.0
 
 
-def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """The threshold that maximises F1 on ``(y, p)`` (the validation split); 0.5 without positives.
-
-    Candidates are the distinct scores; ties go to the highest threshold.
-    """
-    y = np.asarray(y, dtype=np.int64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    if y.sum() == 0 or len(y) == 0:
-        return 0.5
-    order = np.argsort(-p, kind="mergesort")
-    ys, ps = y[order], p[order]
-    tp = np.cumsum(ys)
-    fp = np.cumsum(1 - ys)
-    last = np.r_[np.diff(ps) != 0, True]
-    f1 = 2 * tp[last] / (tp[last] + fp[last] + y.sum())
-    return float(ps[last][int(np.argmax(f1))])
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """F1, precision, recall (at ``threshold``), ROC-AUC, PR-AUC, Brier score, rows and positives."""
-    y = np.asarray(y, dtype=np.int64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    tp, fp, fn, _ = confusion(y, p, threshold)
-    return {
-        "f1": f1_at(y, p, threshold),
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "roc_auc": roc_auc(y, p),
-        "pr_auc": pr_auc(y, p),
-        "brier": float(np.mean((p - y) ** 2)) if len(y) else float("nan"),
-        "rows": int(len(y)),
-        "positives": int(y.sum()),
-        "threshold": float(threshold),
-    }
-
-
-def grouped_metrics(pdf: pd.DataFrame, by: str, threshold: float, label: str = "is_hit",
+def grouped_metrics(pdf: pd.DataFrame, by: str, threshold: float, *, label: str = "is_hit",
                     score: str = "p", min_rows: int = 1) -> pd.DataFrame:
     """:func:`binary_metrics` per value of column ``by`` (groups under ``min_rows`` are left out).
+
+    Parameters
+    ----------
+    pdf : pandas.DataFrame
+        Columns ``by``, ``label`` (0/1) and ``score``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per group, sorted by group: ``by`` then the metric columns.
+        One row per group, sorted by group: ``by`` then the :data:`METRIC_KEYS` columns.
     """
     out = []
     for key, g in pdf.groupby(by, dropna=False, sort=True):
@@ -133,7 +128,14 @@ def grouped_metrics(pdf: pd.DataFrame, by: str, threshold: float, label: str = "
 
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean score, observed hit rate and count per equal-width score bin (empty bins dropped)."""
+    """Mean score, observed hit rate and count per equal-width score bin (empty bins dropped).
+
+    Unlike :func:`sklearn.calibration.calibration_curve`, also returns the counts (the report shows them).
+
+    Returns
+    -------
+    (mean_p, rate, counts) : np.ndarray, each shape (k,) for the k non-empty bins
+    """
     y = np.asarray(y, dtype=np.float64).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     idx = np.minimum((p * bins).astype(int), bins - 1)

@@ -26,6 +26,12 @@ class EvaluationSummary:
     limit: ModelResult | None = None
     notes: list[str] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        lines = [f"{r.name:<12} F1 {r.metrics['f1']:.3f}  ROC-AUC {r.metrics['roc_auc']:.3f}  PR-AUC "
+                 f"{r.metrics['pr_auc']:.3f}  Brier {r.metrics['brier']:.3f}"
+                 for r in self.results + ([self.limit] if self.limit else [])]
+        return "\n".join([f"evaluation report: {self.report}", *lines])
+
 
 def comparison_notes(results: list[ModelResult], limit: ModelResult | None, limit_reason: str,
                      oracle: ModelResult | None = None) -> list[str]:

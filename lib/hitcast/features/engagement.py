@@ -98,7 +98,8 @@ def _ratio(num: Column, den: Column) -> Column:
     return F.when(den > 0, num.cast("double") / den.cast("double"))
 
 
-def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFrame, windows: list[int]) -> DataFrame:
+def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFrame, windows: list[int],
+                        max_age_days: int) -> DataFrame:
     """Join the raw aggregates onto ``tracks`` and turn them into features.
 
     Parameters
@@ -109,6 +110,7 @@ def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFr
     Returns
     -------
     ``tracks`` + ``cold_start`` boolean + :func:`engagement_columns` (double, NULL when cold start).
+    ``days_since_first_event`` is capped at ``max_age_days``, so a long-idle track's inputs stop changing.
     """
     j = tracks.join(aggs, ["track_id", "cutoff"], "left").join(listeners, ["track_id", "cutoff"], "left")
     cold = F.col("first_event").isNull()
@@ -125,6 +127,7 @@ def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFr
         feats[f"completion_{w}d"] = F.when((plays > 0) & (dur > 0), F.col(f"ms_{w}") / (plays * dur))
     feats["trend_7d"] = F.log1p(F.col("plays_last7")) - F.log1p(F.col("plays_prev7"))
     feats["plays_total"] = F.col("plays_total")
-    feats["days_since_first_event"] = F.datediff(F.col("cutoff"), F.to_date("first_event"))
+    feats["days_since_first_event"] = F.least(F.datediff(F.col("cutoff"), F.to_date("first_event")),
+                                              F.lit(max_age_days))
     return j.select(*tracks.columns, cold.alias("cold_start"),
                     *[F.when(~cold, c.cast("double")).alias(name) for name, c in feats.items()])

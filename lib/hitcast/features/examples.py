@@ -8,7 +8,8 @@ Column contract (both tables)::
     LABEL_COLUMNS    [future_plays long, popularity double, is_hit int]   (training_examples only)
 
 Metadata features: ``duration_s``, ``explicit`` (0/1), the Spotify-style audio features and
-``days_since_release`` (T - release_date; negative for a track not yet released). ``known_label`` from
+``days_since_release`` (T - release_date, capped at ``features.max_age_days`` so that an old track's
+inputs do not change from day to day; negative for a track not yet released). ``known_label`` from
 the catalog is NOT a feature (it is a label some sources carry).
 """
 from __future__ import annotations
@@ -57,13 +58,15 @@ def features_for_cutoffs(catalog: DataFrame, events: DataFrame, *, cutoffs: list
                              "explicit", *AUDIO_FEATURES)
               .crossJoin(F.broadcast(cuts.select("cutoff"))))
     aggs = track_aggregates(events, cuts, windows)
-    eng = engagement_features(tracks, aggs, listeners=listener_counts(events, cuts, windows), windows=windows)
+    eng = engagement_features(tracks, aggs, listeners=listener_counts(events, cuts, windows), windows=windows,
+                              max_age_days=cfg.features.max_age_days)
     art = artist_features(tracks, aggs, windows)
     meta = {
         "duration_s": F.col("duration_ms") / 1000.0,
         "explicit": F.col("explicit").cast("double"),
         **{c: F.col(c) for c in AUDIO_FEATURES},
-        "days_since_release": F.datediff(F.col("cutoff"), F.col("release_date")),
+        "days_since_release": F.least(F.datediff(F.col("cutoff"), F.col("release_date")),
+                                      F.lit(cfg.features.max_age_days)),
     }
     out = eng.join(art, ["track_id", "cutoff"], "left")
     feats = [meta[c].cast("double").alias(c) if c in meta else F.col(c).cast("double")

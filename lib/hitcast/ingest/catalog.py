@@ -16,11 +16,11 @@ from pyspark.sql import functions as F
 from hitcast.config import Config
 from hitcast.ingest import reasons as R
 from hitcast.ingest.readers import apply_mapping, list_files, read_any
-from hitcast.schemas import AUDIO_FEATURES, CATALOG
+from hitcast.schemas import AUDIO_FEATURES, CATALOG, TRACK_STRUCTURE
 
 log = logging.getLogger(__name__)
 
-DOUBLE_COLUMNS = list(AUDIO_FEATURES)
+DOUBLE_COLUMNS = [*AUDIO_FEATURES, *TRACK_STRUCTURE]
 STRING_COLUMNS = ["track_id", "title", "artist_id", "artist_name", "album_id", "genre", "audio_path"]
 CONTRACT_SOURCE = STRING_COLUMNS + ["release_date", "duration_ms", "explicit", "updated_at", "known_label",
                                     *DOUBLE_COLUMNS]
@@ -47,7 +47,7 @@ def read_catalog_files(spark: SparkSession, cfg: Config) -> list[DataFrame]:
     frames = []
     files = list_files(cfg.path(ing.catalog_path), ing.catalog_format)
     for path, fmt in files:
-        df = read_any(spark, path, fmt, ing.csv_options)
+        df = read_any(spark, path, fmt=fmt, csv_options=ing.csv_options)
         frames.append(apply_mapping(df, ing.column_mapping, ing.derived_columns))
     log.info("catalog: %d files under %s", len(files), cfg.path(ing.catalog_path))
     return frames

@@ -2,9 +2,10 @@
 
 ::
 
-    version, path = resolve_model(spark, cfg, "latest")
+    version, path = resolve_model(spark, cfg, "champion")
     bundle = load_bundle(path)                   # cheap to cache per process
     scores = bundle.predict_pandas(pdf)          # hit_probability, popularity_score
+    hits = scores["hit_probability"] >= bundle.threshold    # the threshold chosen on validation
 
 ``predict_pandas`` encodes rows with the same NumPy code as training (:func:`encode_tabular`,
 :func:`mel_arrays`) and calls the model through a ``tf.function`` around ``model(x, training=False)``:
@@ -12,6 +13,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ import pandas as pd
 from hitcast.config import Config
 from hitcast.model.architecture import input_names
 from hitcast.model.dataset import mel_arrays, mel_input
-from hitcast.model.registry import MODEL_FILE, get_version, latest_version
+from hitcast.model.registry import MODEL_FILE, champion_version, get_version, latest_version
 from hitcast.model.tabular import TabularStats, encode_tabular
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,24 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 
 
-def resolve_model(spark, cfg: Config, version: str = "latest") -> tuple[str, Path]:
-    """``(model_version, directory)``: ``"latest"`` is the newest ``models`` row of ``cfg.train.variant``.
+#: The decision threshold of a model version that saved none (``metrics.json`` without ``threshold``).
+DEFAULT_THRESHOLD = 0.5
+
+
+def resolve_model(spark, cfg: Config, version: str = "champion") -> tuple[str, Path]:
+    """``(model_version, directory)`` of ``version``.
+
+    ``"champion"`` (or empty) is the version ``jobs/promote.py`` made champion; ``"latest"`` is the newest
+    ``candidate`` or ``champion`` of ``cfg.train.variant``; anything else names a version.
 
     Raises
     ------
     hitcast.model.registry.ModelNotFoundError
         When no such version exists (the message names the table and the job to run).
     """
-    if not version or version == "latest":
+    if not version or version == "champion":
+        return champion_version(spark, cfg)
+    if version == "latest":
         return latest_version(spark, cfg, cfg.train.variant or "fused")
     return get_version(spark, cfg, version)
 
@@ -56,6 +67,9 @@ class ModelBundle:
     feature_columns : list of str
         Numeric input columns (``genre`` is read as well).
     stats : TabularStats
+    threshold : float
+        A track is a predicted hit when ``hit_probability >= threshold``: the F1-maximising threshold on
+        the validation split of the kept epoch (``metrics.json``), :data:`DEFAULT_THRESHOLD` without one.
     """
 
     version: str
@@ -63,6 +77,7 @@ class ModelBundle:
     feature_columns: list[str]
     stats: TabularStats
     model: Any = field(repr=False)
+    threshold: float = DEFAULT_THRESHOLD
     _call: Any = field(default=None, repr=False)
 
     @property
@@ -97,25 +112,39 @@ class ModelBundle:
             Same index and length as ``pdf``: ``hit_probability`` (float64 in [0, 1]) and
             ``popularity_score`` (float64 in [0, 100], NaN without a popularity head).
         """
-        import tensorflow as tf
-
-        if self._call is None:
-            model = self.model
-            self._call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         hit = np.zeros(len(pdf), dtype=np.float64)
         pop = np.full(len(pdf), np.nan, dtype=np.float64)
         for start in range(0, len(pdf), CHUNK):
             part = pdf.iloc[start:start + CHUNK]
-            out = self._call({k: tf.constant(v) for k, v in self.inputs(part).items()})
-            hit[start:start + len(part)] = out["hit"].numpy().reshape(-1)
+            out = self.call(self.inputs(part))
+            hit[start:start + len(part)] = out["hit"].reshape(-1)
             if "popularity" in out:
-                pop[start:start + len(part)] = 100.0 * out["popularity"].numpy().reshape(-1)
+                pop[start:start + len(part)] = 100.0 * out["popularity"].reshape(-1)
         return pd.DataFrame({"hit_probability": np.clip(hit, 0.0, 1.0), "popularity_score": pop},
                             index=pdf.index)
 
+    def call(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model on encoded inputs (:meth:`inputs`), through one ``tf.function``: ``hit`` (n, 1) and, with
+        that head, ``popularity`` (n, 1) in [0, 1]."""
+        import tensorflow as tf
+
+        if self._call is None:
+            model = self.model
+            self._call = tf.function(lambda v: model(v, training=False), reduce_retracing=True)
+        out = self._call({k: tf.constant(v) for k, v in x.items()})
+        return {k: out[k].numpy() for k in ("hit", "popularity") if k in out}
+
+
+def saved_threshold(path: str | os.PathLike[str]) -> float:
+    """``threshold`` from ``path/metrics.json`` (:data:`DEFAULT_THRESHOLD` when the file or key is absent)."""
+    metrics = Path(path) / "metrics.json"
+    value = json.loads(metrics.read_text()).get("threshold") if metrics.is_file() else None
+    return float(value) if value is not None else DEFAULT_THRESHOLD
+
 
 def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
-    """Load the model version directory ``path`` (``model.keras`` + ``stats.json``)."""
+    """Load the model version directory ``path`` (``model.keras``, ``stats.json``, the threshold in
+    ``metrics.json``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -124,5 +153,6 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     model = keras.saving.load_model(path / MODEL_FILE, compile=False)
     version = stats.extra.get("version", path.name)
     variant = stats.extra.get("variant", "fused")
-    log.info("loaded model %s (%s) from %s", version, variant, path)
-    return ModelBundle(version, variant, list(stats.features), stats, model)
+    threshold = saved_threshold(path)
+    log.info("loaded model %s (%s, threshold %.3f) from %s", version, variant, threshold, path)
+    return ModelBundle(version, variant, list(stats.features), stats, model, threshold)

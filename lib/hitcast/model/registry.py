@@ -10,6 +10,11 @@ A version directory holds::
 
 The version is deterministic: ``f"{variant}-{sha256(inputs fingerprints + train config)[:12]}"``, so
 re-running training on the same data and settings finds the version already there and skips.
+
+Every version has a role (:data:`hitcast.schemas.MODEL_ROLES`): training registers a new version as a
+``candidate``; ``jobs/promote.py`` makes one the ``champion`` (exactly one at a time; the one before becomes
+``archived``); the evaluation's ablations are ``ablation``. Scoring uses the champion by default
+(:func:`champion_version`). Re-registering an existing version keeps its role.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.errors import HitcastError
-from hitcast.schemas import MODELS
+from hitcast.schemas import MODEL_ROLES, MODELS
 from hitcast.tables import merge_upsert, table_exists
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,18 @@ FILES = ("stats.json", "config.yaml", "metrics.json", "inputs.json")
 
 class ModelNotFoundError(HitcastError):
     """No model version matches (the message names the version, variant and table)."""
+
+
+class RoleError(HitcastError):
+    """A role change that would break the roles' rules (the message names the version and the role)."""
+
+#: The role columns of ``models`` (added to a table written before roles existed).
+ROLE_COLUMNS = {"role": "STRING", "role_reason": "STRING", "role_changed_at": "TIMESTAMP"}
+
+
+def _now() -> dt.datetime:
+    """UTC now, naive (the session time zone is UTC)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
@@ -102,32 +119,170 @@ def write_version_files(directory: Path, *, stats_json: str, config: Mapping[str
     (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True, default=str))
 
 
+def ensure_role_columns(spark: SparkSession, location: str) -> None:
+    """Add the :data:`ROLE_COLUMNS` to a ``models`` table written before roles existed (Delta schema
+    evolution); its versions become ``candidate`` (reason "registered before model roles")."""
+    from delta.tables import DeltaTable
+
+    if not table_exists(spark, location):
+        return
+    have = set(spark.read.format("delta").load(location).columns)
+    missing = [c for c in ROLE_COLUMNS if c not in have]
+    if not missing:
+        return
+    spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
+              + ", ".join(f"{c} {ROLE_COLUMNS[c]}" for c in missing) + ")")
+    DeltaTable.forPath(spark, location).update(
+        condition=F.col("role").isNull(),
+        set={"role": F.lit("candidate"), "role_reason": F.lit("registered before model roles"),
+             "role_changed_at": F.lit(_now())})
+    log.warning("added the columns %s to %s; its model versions are now candidates", ", ".join(missing), location)
+
+
+def read_models(spark: SparkSession, cfg: Config) -> DataFrame:
+    """The Delta table ``models`` (schema ``hitcast.schemas.MODELS``, role columns added if missing).
+
+    Raises
+    ------
+    ModelNotFoundError
+        When there is no such table (the message names the location and jobs/train.py).
+    """
+    location = cfg.table("models")
+    if not table_exists(spark, location):
+        raise ModelNotFoundError(f"Delta table 'models' not found at {location}; run jobs/train.py first")
+    ensure_role_columns(spark, location)
+    return spark.read.format("delta").load(location)
+
+
 def register(spark: SparkSession, cfg: Config, version: str, *, variant: str, workers: int,
              metrics: Mapping[str, Any], inputs: Mapping[str, Any], config: Mapping[str, Any],
-             created_at: dt.datetime | None = None) -> None:
-    """MERGE the row of ``version`` into the Delta table ``models`` (schema ``hitcast.schemas.MODELS``)."""
-    row = (version, variant, created_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+             created_at: dt.datetime | None = None, role: str = "candidate",
+             reason: str = "trained") -> None:
+    """MERGE the row of ``version`` into the Delta table ``models`` (schema ``hitcast.schemas.MODELS``).
+
+    A new version gets ``role`` (default ``candidate``) with ``reason``; an existing version has every other
+    column replaced and keeps its role (re-running training never demotes a champion).
+    """
+    from delta.tables import DeltaTable
+
+    if role not in MODEL_ROLES:
+        raise RoleError(f"model version {version}: role must be one of {', '.join(MODEL_ROLES)}, got {role!r}")
+    now = _now()
+    row = (version, variant, created_at or now,
            str(version_dir(cfg, version)), int(workers), json.dumps(metrics, sort_keys=True, default=str),
-           json.dumps(inputs, sort_keys=True, default=str), json.dumps(config, sort_keys=True, default=str))
-    merge_upsert(spark, spark.createDataFrame([row], MODELS), location=cfg.table("models"), keys=["model_version"])
-    log.info("registered model version %s in %s", version, cfg.table("models"))
+           json.dumps(inputs, sort_keys=True, default=str), json.dumps(config, sort_keys=True, default=str),
+           role, reason, now)
+    df = spark.createDataFrame([row], MODELS)
+    location = cfg.table("models")
+    if not table_exists(spark, location):
+        merge_upsert(spark, df, location=location, keys=["model_version"])
+    else:
+        ensure_role_columns(spark, location)
+        keep = set(ROLE_COLUMNS)
+        (DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), "t.model_version = s.model_version")
+         .whenMatchedUpdate(set={c: f"s.`{c}`" for c in df.columns if c not in keep})
+         .whenNotMatchedInsertAll().execute())
+    log.info("registered model version %s in %s (role %s unless it had one)", version, location, role)
 
 
-def latest_version(spark: SparkSession, cfg: Config, variant: str = "fused") -> tuple[str, Path]:
-    """The most recently created version of ``variant`` in ``models``.
+def model_role(spark: SparkSession, cfg: Config, version: str) -> str:
+    """The role of ``version`` in ``models``.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When ``models`` has no row for ``version``.
+    """
+    row = read_models(spark, cfg).where(F.col("model_version") == version).select("role").first()
+    if row is None:
+        raise ModelNotFoundError(f"model version '{version}' not found in {cfg.table('models')}")
+    return row["role"]
+
+
+def set_role(spark: SparkSession, cfg: Config, version: str, role: str, *, reason: str) -> None:
+    """Give ``version`` the ``role`` (one of :data:`hitcast.schemas.MODEL_ROLES`), recording ``reason``.
+
+    Making a version the ``champion`` archives the champion before it in the same Delta commit, so there is
+    never more than one. The champion itself changes role only when another version is promoted: asking for
+    any other role for it raises. Setting the role a version already has changes nothing (idempotent re-runs,
+    e.g. the evaluation marking its ablations).
+
+    Raises
+    ------
+    ModelNotFoundError
+        When ``version`` is not in ``models``.
+    RoleError
+        For an unknown role, or a role other than ``champion`` for the current champion.
+    """
+    from delta.tables import DeltaTable
+
+    if role not in MODEL_ROLES:
+        raise RoleError(f"model version {version}: role must be one of {', '.join(MODEL_ROLES)}, got {role!r}")
+    current = model_role(spark, cfg, version)
+    if current == role:
+        log.info("model version %s is already %s", version, role)
+        return
+    if current == "champion":
+        raise RoleError(f"model version {version} is the champion and stays so until another version is "
+                        f"promoted with jobs/promote.py; not made {role}")
+    now = F.lit(_now())
+    target = F.col("model_version") == version
+    table = DeltaTable.forPath(spark, cfg.table("models"))
+    if role == "champion":
+        table.update(condition=target | (F.col("role") == "champion"),
+                     set={"role": F.when(target, F.lit("champion")).otherwise(F.lit("archived")),
+                          "role_reason": F.when(target, F.lit(reason))
+                          .otherwise(F.lit(f"replaced as champion by {version}")),
+                          "role_changed_at": now})
+    else:
+        table.update(condition=target, set={"role": F.lit(role), "role_reason": F.lit(reason),
+                                            "role_changed_at": now})
+    log.info("model version %s: %s -> %s (%s)", version, current, role, reason)
+
+
+def champion_version(spark: SparkSession, cfg: Config) -> tuple[str, Path]:
+    """``(version, path)`` of the champion.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When ``models`` is missing or has no champion (the message names jobs/promote.py).
+    """
+    location = cfg.table("models")
+    if not table_exists(spark, location):
+        raise ModelNotFoundError(f"Delta table 'models' not found at {location}, so there is no champion model; "
+                                 "run jobs/train.py, then jobs/promote.py")
+    row = read_models(spark, cfg).where(F.col("role") == "champion").select("model_version", "path").first()
+    if row is None:
+        raise ModelNotFoundError(f"no champion model in {location}; promote a candidate with jobs/promote.py "
+                                 "(or name a version with --model-version)")
+    return row["model_version"], Path(row["path"])
+
+
+def newest_version(spark: SparkSession, cfg: Config, variant: str, roles: Sequence[str]) -> tuple[str, Path]:
+    """``(version, path)`` of the most recently created version of ``variant`` with one of ``roles``.
 
     Raises
     ------
     ModelNotFoundError
     """
-    location = cfg.table("models")
-    if not table_exists(spark, location):
-        raise ModelNotFoundError(f"Delta table 'models' not found at {location}; run jobs/train.py first")
-    row = (spark.read.format("delta").load(location).where(F.col("variant") == variant)
+    row = (read_models(spark, cfg).where((F.col("variant") == variant) & F.col("role").isin(*roles))
            .orderBy(F.desc("created_at"), F.desc("model_version")).select("model_version", "path").first())
     if row is None:
-        raise ModelNotFoundError(f"no model version with variant '{variant}' in {location}; run jobs/train.py")
+        raise ModelNotFoundError(f"no model version of variant '{variant}' with role {' or '.join(roles)} in "
+                                 f"{cfg.table('models')}; run jobs/train.py")
     return row["model_version"], Path(row["path"])
+
+
+def latest_version(spark: SparkSession, cfg: Config, variant: str = "fused") -> tuple[str, Path]:
+    """The most recently created ``candidate`` or ``champion`` version of ``variant`` in ``models`` (ablations
+    and archived versions are never "latest").
+
+    Raises
+    ------
+    ModelNotFoundError
+    """
+    return newest_version(spark, cfg, variant, ("candidate", "champion"))
 
 
 def get_version(spark: SparkSession, cfg: Config, version: str) -> tuple[str, Path]:

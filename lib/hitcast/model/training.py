@@ -44,7 +44,9 @@ class TrainOutcome:
             return f"model version {self.version} ({self.variant}) already existed at {self.path}"
         val = self.metrics.get("validation", {})
         return (f"model version {self.version} ({self.variant}) trained on {self.workers} workers at {self.path}; "
-                f"validation ROC-AUC {val.get('val_auc', float('nan')):.3f}, F1 {val.get('val_f1', float('nan')):.3f}")
+                f"validation ROC-AUC {val.get('val_auc', float('nan')):.3f}, "
+                f"F1 {val.get('val_f1', float('nan')):.3f}, threshold {self.metrics.get('threshold') or 0.5:.3f}; "
+                "a new version is a candidate until jobs/promote.py makes it the champion")
 
 
 def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame | None, dict[str, Any]]:
@@ -179,7 +181,9 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                "worker_checksums": [r["checksum"] for r in results], "steps_per_epoch": steps,
                "shard_rows": shards, "examples_per_s": chief["examples_per_s"], "train_wall_s": wall,
                "best_epoch": chief.get("best_epoch"),
-               "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch"))}
+               "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch")),
+               # F1-maximising on validation for the saved epoch; the bundle's decision threshold (None: 0.5)
+               "threshold": chief.get("threshold")}
     registry.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
     registry.register(spark, cfg, version, variant=variant, workers=workers, metrics=metrics, inputs=inputs,
                       config=version_config(cfg, variant))

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hitcast.evaluation.metrics import binary_metrics
+from hitcast.evaluation.metrics import best_threshold, binary_metrics
 
 log = logging.getLogger("hitcast.model.trainloop")
 
@@ -72,9 +72,11 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     -------
     dict
         ``rank``, ``checksum`` (sha256 of the final weights, before the chief restores its best epoch),
-        ``losses`` (global mean loss per epoch), ``epochs`` (chief: per-epoch metrics), ``best_epoch``
+        ``losses`` (global mean loss per epoch), ``epochs`` (chief: per-epoch metrics, with validation rows
+        ``val_auc``, ``val_f1`` at 0.5 and ``val_threshold``, the F1-maximising threshold), ``best_epoch``
         (chief: the epoch of best validation ROC-AUC, whose weights it saves; ``None`` without validation
-        rows or with ``restore_best`` off), ``examples_per_s``, ``steps_per_epoch``.
+        rows or with ``restore_best`` off), ``threshold`` (chief: ``val_threshold`` of the saved epoch,
+        ``None`` without validation rows), ``examples_per_s``, ``steps_per_epoch``.
     """
     import tensorflow as tf
 
@@ -173,6 +175,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                                          for i in range(0, len(val_y), 512)])
                     va = binary_metrics(val_y, vp)
                     stats["val_auc"], stats["val_f1"] = va["roc_auc"], va["f1"]
+                    stats["val_threshold"] = best_threshold(val_y, vp)     # F1-maximising, saved with the model
                     if spec.get("restore_best", True) and np.isfinite(va["roc_auc"]) and va["roc_auc"] > best["auc"]:
                         best.update(auc=va["roc_auc"], epoch=epoch, weights=model.get_weights())
                 epoch_stats.append(stats)
@@ -187,7 +190,9 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if rank == 0 and spec.get("save_path"):
         model.save(spec["save_path"])
         log.info("chief saved the model to %s", spec["save_path"])
+    kept = next((e for e in epoch_stats if e["epoch"] == best["epoch"]), epoch_stats[-1] if epoch_stats else {})
     return {"rank": rank, "checksum": checksum, "losses": losses, "epochs": epoch_stats, "best_epoch": best["epoch"],
+            "threshold": kept.get("val_threshold"),
             "examples_per_s": float(np.median(rates)) if rates else float("nan"), "steps_per_epoch": steps}
 
 

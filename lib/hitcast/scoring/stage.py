@@ -1,35 +1,41 @@
-"""Catalog-wide scoring: every catalog track gets a hit probability, MERGEd into ``predictions``.
+"""Catalog-wide scoring: every catalog track gets a hit probability, a mode and its reasons, MERGEd into
+``predictions`` (one row per ``(track_id, model_version)``); each run appends a row to ``scoring_runs``.
 
 Shape of the work::
 
     catalog ─┐
-    events ──┼─ features_as_of(as_of) ─┐
-             │                         ├─ left join on track_id ─ mapInArrow(predict) ─ MERGE predictions
-    spectrograms (status, mel) ────────┘
+    events ──┴─ scoring_features(as_of) ─┐                       (reused when catalog and events are unchanged)
+    spectrograms (status, mel) ──────────┼─ left joins on track_id ─ mapInArrow(hash, score, reasons)
+    predictions (stored input_hash) ─────┘        └─ staged once ─ MERGE the rescored rows ─ run log
 
 - Features come from the same function that builds ``training_examples`` (no train/serve drift).
-- A track without engagement before ``as_of`` is scored in cold-start mode (its engagement features are
-  NULL and the model's missing-value indicators say so); a track without an ``ok`` spectrogram is scored
-  with ``has_audio = 0``. Neither case fails the job; ``audio_status`` records which applied.
-- The model is loaded once per Python worker process (cached by path), as in
-  ``pyspark.ml.functions.predict_batch_udf``'s ``make_predict_fn``, and called through a ``tf.function``.
-- ``predictions`` is keyed on ``(track_id, model_version)`` and written with a Delta MERGE, so a re-run
-  updates rows in place and never adds duplicates.
+- ``mode``: ``cold_start`` when the track has no engagement before ``as_of`` (its engagement features are
+  NULL and the model's missing-value indicators say so), else ``no_audio`` when the model reads audio and
+  the track has no ``ok`` spectrogram (``audio_status`` says why), else ``full``.
+- Incremental by default: the executors hash exactly what the model would see for each track and call the
+  model only where the hash differs from the stored row's ``input_hash`` (``full=True`` rescores all).
+  Only rescored rows reach the MERGE, so it updates exactly those rows.
+- ``predictions`` has the change data feed on and keeps ``score.history_days`` of history for as-of queries.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from pathlib import Path
 
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
+from hitcast.errors import HitcastError
 from hitcast.schemas import PREDICTIONS
-from hitcast.tables import merge_upsert, read_table
+from hitcast.scoring import runlog
+from hitcast.scoring.featurecache import scoring_features
+from hitcast.scoring.predict import SCORED_DDL, predict_partitions
+from hitcast.tables import merge_upsert, read_table, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -37,29 +43,37 @@ log = logging.getLogger(__name__)
 NO_SPECTROGRAM = "no_spectrogram"
 #: Spectrogram columns the model reads.
 SPEC_COLUMNS = ["mel", "n_mels", "n_frames", "status"]
-#: Output of the per-partition predict function (before lineage columns are added).
-RAW_SCORES = "track_id string, hit_probability double, popularity_score double"
-
-_BUNDLES: dict[str, object] = {}
+#: Tables a run reads, whose versions the run log records.
+SOURCES = ("catalog", "engagement_events", "spectrograms", "predictions")
 
 
 @dataclass
 class ScoreSummary:
-    """What one scoring run did."""
+    """What one scoring run did (also the run's row in ``scoring_runs``)."""
 
+    run_id: str
     model_version: str
     as_of: dt.date
     location: str
-    scored: int = 0
-    cold_start: int = 0
-    audio_status: dict[str, int] = field(default_factory=dict)
+    full: bool = False
+    features_reused: bool = False
+    tracks: int = 0
+    rescored: int = 0
+    unchanged: int = 0
+    modes: dict[str, int] = field(default_factory=dict)
+    quantiles: dict[str, float] = field(default_factory=dict)
+    psi: float | None = None
     table_rows: int = 0
 
     def __str__(self) -> str:
-        status = ", ".join(f"{k}={v}" for k, v in sorted(self.audio_status.items()))
-        return (f"model {self.model_version}, as of {self.as_of}: {self.scored} tracks scored "
-                f"({self.cold_start} cold start; audio status {status}); table {self.location} "
-                f"({self.table_rows} rows)")
+        modes = ", ".join(f"{k}={v}" for k, v in sorted(self.modes.items())) or "none"
+        q = self.quantiles
+        drift = "first run of this model" if self.psi is None else f"PSI {self.psi:.4f} against the previous run"
+        return (f"run {self.run_id}: model {self.model_version}, as of {self.as_of}{' (full)' if self.full else ''}: "
+                f"{self.tracks} tracks, {self.rescored} rescored ({modes}), {self.unchanged} unchanged; features "
+                f"{'reused' if self.features_reused else 'computed'}; scores p05/p50/p95 "
+                f"{q.get('p05', float('nan')):.3f}/{q.get('p50', float('nan')):.3f}/{q.get('p95', float('nan')):.3f}, "
+                f"{drift}; table {self.location} ({self.table_rows} rows)")
 
 
 def default_as_of(events: DataFrame) -> dt.date:
@@ -98,93 +112,142 @@ def scoring_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
             .withColumn("mel", F.when(F.col("status") == "ok", F.col("mel"))))
 
 
-def _bundle(path: str):
-    """The model bundle at ``path``, loaded once per Python process."""
-    if path not in _BUNDLES:
-        from hitcast.model.bundle import load_bundle
-
-        _BUNDLES[path] = load_bundle(path)
-        log.info("loaded model bundle %s in worker", path)
-    return _BUNDLES[path]
+def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
+    """Add ``mode`` (see the module docstring) to :func:`scoring_inputs` rows."""
+    mode = F.when(F.col("cold_start"), "cold_start")
+    if uses_audio:
+        mode = mode.when(F.col("status") != "ok", "no_audio")
+    return inputs.withColumn("mode", mode.otherwise("full"))
 
 
-def predict_partitions(model_path: str):
-    """A ``mapInArrow`` function that scores record batches with the bundle at ``model_path``.
+def with_stored_hash(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:
+    """Add ``prev_hash``: the ``input_hash`` stored for the track in ``stored`` (one model's predictions)."""
+    if stored is None:
+        return inputs.withColumn("prev_hash", F.lit(None).cast("string"))
+    return inputs.join(stored.select("track_id", F.col("input_hash").alias("prev_hash")), "track_id", "left")
 
-    The returned function maps ``Iterator[pa.RecordBatch]`` (scoring inputs) to record batches with
-    schema :data:`RAW_SCORES`. Batches are bounded by ``spark.sql.execution.arrow.maxRecordsPerBatch``,
-    so worker memory does not grow with the catalog.
+
+def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
+    """Create ``predictions`` (change data feed on, ``score.history_days`` of history) if absent; check the
+    schema and the retention of an existing one. Returns its location.
+
+    Raises
+    ------
+    HitcastError
+        When an existing table has another schema (from an older hitcast), naming its columns.
     """
-    def predict(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        bundle = _bundle(model_path)
-        for batch in batches:
-            pdf = batch.to_pandas()
-            out = bundle.predict_pandas(pdf)
-            yield pa.RecordBatch.from_pydict({
-                "track_id": pa.array(pdf["track_id"].astype(str).tolist(), pa.string()),
-                "hit_probability": pa.array(out["hit_probability"].astype("float64").to_numpy()),
-                "popularity_score": pa.array(out["popularity_score"].astype("float64").to_numpy(),
-                                             from_pandas=True),
-            })
+    from delta.tables import DeltaTable
 
-    return predict
+    location = cfg.table("predictions")
+    days = int(cfg.score.history_days)
+    props = {"delta.enableChangeDataFeed": "true",
+             "delta.logRetentionDuration": f"interval {days} days",
+             "delta.deletedFileRetentionDuration": f"interval {days} days"}
+    if not table_exists(spark, location):
+        builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(PREDICTIONS)
+        for key, value in props.items():
+            builder = builder.property(key, value)
+        builder.execute()
+        return location
+    table = DeltaTable.forPath(spark, location)
+    have = table.toDF().schema
+    if [f.name for f in have.fields] != PREDICTIONS.fieldNames():
+        raise HitcastError(f"{location} holds predictions with columns {have.fieldNames()}, not "
+                           f"{PREDICTIONS.fieldNames()}: move it away (or delete it) and score again")
+    current = table.detail().first()["properties"] or {}
+    if any(current.get(k) != v for k, v in props.items()):
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ("
+                  + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
+    return location
 
 
-def score_catalog(inputs: DataFrame, *, model_path: str, model_version: str, as_of: dt.date,
-                  scored_at: dt.datetime, partitions: int) -> DataFrame:
-    """Score every row of ``inputs`` (see :func:`scoring_inputs`).
+def model_variant(path: Path) -> str:
+    """The variant of the model version directory ``path`` (from its ``stats.json``)."""
+    return json.loads((Path(path) / "stats.json").read_text())["extra"]["variant"]
+
+
+def score_inputs(inputs: DataFrame, *, model_path: str, partitions: int, reasons: int, full: bool) -> DataFrame:
+    """Run the model over ``inputs`` (:func:`scoring_inputs` + ``mode`` + ``prev_hash``) on the executors.
 
     Returns
     -------
     DataFrame
-        Schema ``hitcast.schemas.PREDICTIONS``: one row per input track.
+        :data:`hitcast.scoring.predict.SCORED_DDL`, one row per input track.
     """
-    meta = inputs.select("track_id", "cold_start", F.col("status").alias("audio_status"))
-    raw = inputs.repartition(partitions).mapInArrow(predict_partitions(model_path), RAW_SCORES)
-    scored = (raw.join(meta, "track_id")
-              .withColumn("model_version", F.lit(model_version))
-              .withColumn("as_of", F.lit(as_of).cast("date"))
-              .withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
-    return scored.select(*[f.name for f in PREDICTIONS.fields])
+    return inputs.repartition(partitions).mapInArrow(predict_partitions(model_path, reasons=reasons, full=full),
+                                                     SCORED_DDL)
 
 
-def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
-                as_of: dt.date | None = None) -> ScoreSummary:
-    """Score the whole catalog with one model version and MERGE the result into ``predictions``.
+def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None, as_of: dt.date | None = None,
+                full: bool = False, reasons: int | None = None) -> ScoreSummary:
+    """Score the catalog with one model version: MERGE the tracks whose inputs changed into ``predictions``,
+    append the run to ``scoring_runs``.
 
     Parameters
     ----------
     version
-        A model version, or ``latest`` (default: ``cfg.score.model_version``).
+        A model version, ``champion`` or ``latest`` (default: ``cfg.score.model_version``).
     as_of
         Features use events strictly before this date (default: ``cfg.score.as_of`` or the day after
         the last event).
+    full
+        Rescore every track, whatever its stored ``input_hash``.
+    reasons
+        Top inputs explained per track (default ``cfg.score.reasons``; 0 = none).
     """
-    from hitcast.features.examples import features_as_of
+    from hitcast.model.architecture import input_names
     from hitcast.model.bundle import resolve_model
 
+    started = _now()
+    run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     model_version, model_path = resolve_model(spark, cfg, version or cfg.score.model_version)
+    versions = {name: table_version(spark, cfg.table(name)) for name in SOURCES}
     catalog = read_table(spark, cfg, "catalog")
     events = read_table(spark, cfg, "engagement_events")
+    spectrograms = read_table(spark, cfg, "spectrograms")
     if as_of is None:
         as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
-    spectrograms = read_table(spark, cfg, "spectrograms")
+    features, reused = scoring_features(spark, cfg, catalog=catalog, events=events, as_of=as_of, versions=versions)
+    location = ensure_predictions_table(spark, cfg)
+    stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     partitions = max(1, spark.sparkContext.defaultParallelism * cfg.score.partitions_per_core)
-    scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    log.info("scoring the catalog as of %s with model %s (%d partitions)", as_of, model_version, partitions)
-    scored = (features_as_of(catalog, events, as_of=as_of, cfg=cfg)
+    n_reasons = cfg.score.reasons if reasons is None else reasons
+    uses_audio = "mel" in input_names(model_variant(model_path))
+    log.info("scoring the catalog as of %s with model %s (%d partitions, %s, %d reasons)", as_of, model_version,
+             partitions, "full" if full else "incremental", n_reasons)
+    scored = (features
               .transform(lambda df: scoring_inputs(df, spectrograms))
-              .transform(lambda df: score_catalog(df, model_path=str(model_path), model_version=model_version,
-                                                  as_of=as_of, scored_at=scored_at, partitions=partitions)))
-    # Materialise once: the MERGE and the summary read the same scores (the model runs once per track).
+              .transform(lambda df: with_mode(df, uses_audio=uses_audio))
+              .transform(lambda df: with_stored_hash(df, stored))
+              .transform(lambda df: score_inputs(df, model_path=str(model_path), partitions=partitions,
+                                                 reasons=n_reasons, full=full))
+              .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
+              .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(started).cast("timestamp")))
+    # Materialise once: the counts, the MERGE and the run log read the same rows (the model runs once).
     staged = str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions")
-    scored.write.format("delta").mode("overwrite").save(staged)
+    scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staged)
     scored = spark.read.format("delta").load(staged)
-    location = cfg.table("predictions")
-    merge_upsert(spark, scored, location=location, keys=["track_id", "model_version"])
-    stats = scored.groupBy("audio_status").agg(F.count("*").alias("n"),
-                                               F.sum(F.col("cold_start").cast("int")).alias("cold")).collect()
-    return ScoreSummary(model_version=model_version, as_of=as_of, location=location,
-                        scored=sum(r["n"] for r in stats), cold_start=sum(r["cold"] or 0 for r in stats),
-                        audio_status={r["audio_status"]: r["n"] for r in stats},
-                        table_rows=spark.read.format("delta").load(location).count())
+    counts = scored.groupBy("rescored", "mode").count().collect()
+    modes = {r["mode"]: int(r["count"]) for r in counts if r["rescored"]}
+    if modes:
+        merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
+                     keys=["track_id", "model_version"])
+    current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
+    hist, quantiles = runlog.distribution(current)
+    previous = runlog.previous_run(spark, cfg, model_version)
+    summary = ScoreSummary(
+        run_id=run_id, model_version=model_version, as_of=as_of, location=location, full=full,
+        features_reused=reused, tracks=sum(int(r["count"]) for r in counts), rescored=sum(modes.values()),
+        unchanged=sum(int(r["count"]) for r in counts if not r["rescored"]), modes=modes, quantiles=quantiles,
+        psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
+    runlog.append_run(spark, cfg, {
+        "run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
+        "ended_at": _now(), "input_versions": {k: v for k, v in versions.items() if v is not None},
+        "features_reused": reused, "tracks": summary.tracks, "rescored": summary.rescored,
+        "unchanged": summary.unchanged, "modes": modes, "score_quantiles": quantiles, "score_histogram": hist,
+        "psi": summary.psi})
+    return summary
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)

@@ -1,5 +1,5 @@
-"""The end-of-pipeline summary an analyst sees after ``make demo``: where the predictions are, the top
-tracks, and how good the model is on held-out data."""
+"""The end-of-pipeline summary an analyst sees after ``make demo``: where the predictions are, the champion's
+top tracks and why, and how good the model is on held-out data."""
 from __future__ import annotations
 
 import json
@@ -76,32 +76,36 @@ def evaluation_of(report_dir: Path, model_version: str) -> dict[str, Any]:
 
 
 def pipeline_summary(spark: SparkSession, cfg: Config, *, top_n: int = 10) -> PipelineSummary:
-    """Read ``predictions``, ``catalog`` and ``models`` and summarise the latest model's scores.
+    """Read ``predictions``, ``catalog`` and ``models`` and summarise the scoring model's scores (the
+    champion, or ``score.model_version``).
 
     Returns
     -------
     PipelineSummary
         ``top`` has columns track_id, title, artist_name, genre, hit_probability, popularity_score,
-        cold_start, audio_status (the ``top_n`` highest ``hit_probability``; tracks whose probability
+        mode, audio_status, top_reason (the ``top_n`` highest ``hit_probability``; tracks whose probability
         saturates at 1.0 are ordered by ``popularity_score``).
     """
+    from hitcast.model.bundle import resolve_model
+
+    version, _ = resolve_model(spark, cfg, cfg.score.model_version)
     preds = read_table(spark, cfg, "predictions")
     models = read_table(spark, cfg, "models")
-    latest = preds.join(models.select("model_version", "created_at"), "model_version") \
-        .agg(F.max_by("model_version", "created_at").alias("v")).first()["v"]
-    current = preds.filter(F.col("model_version") == latest)
+    current = preds.filter(F.col("model_version") == version)
     catalog = read_table(spark, cfg, "catalog").select("track_id", "title", "artist_name", "genre")
+    first = F.col("reasons")[0]
+    reason = F.when(first.isNotNull(), F.format_string("%s %+.3f", first["input"], first["contribution"]))
     top = (current.join(catalog, "track_id", "left")
            .orderBy(F.desc("hit_probability"), F.desc_nulls_last("popularity_score"), "track_id").limit(top_n)
            .select("track_id", "title", "artist_name", "genre", "hit_probability", "popularity_score",
-                   "cold_start", "audio_status").toPandas())
-    row = models.filter(F.col("model_version") == latest).first()
+                   "mode", "audio_status", reason.alias("top_reason")).toPandas())
+    row = models.filter(F.col("model_version") == version).first()
     metrics = json.loads(row["metrics"] or "{}") if row else {}
     report_dir = cfg.path(cfg.paths.reports) / "evaluation"
-    evaluated = evaluation_of(report_dir, latest)
+    evaluated = evaluation_of(report_dir, version)
     if evaluated:
         metrics = evaluated
     report = str(report_dir / "report.md") if (report_dir / "report.md").exists() else None
-    return PipelineSummary(location=cfg.table("predictions"), rows=preds.count(),
-                           tracks=read_table(spark, cfg, "catalog").count(), model_version=latest,
+    return PipelineSummary(location=cfg.table("predictions"), rows=current.count(),
+                           tracks=read_table(spark, cfg, "catalog").count(), model_version=version,
                            top=top, test_metrics=find_test_metrics(metrics), report=report)

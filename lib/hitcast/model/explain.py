@@ -1,0 +1,189 @@
+"""Why a track got its score: the signed effect of each input group on the hit probability.
+
+Method (occlusion by input group). The inputs a person reads about are groups of model inputs: "listening
+in the last 28 days" is the seven ``*_28d`` engagement features, "audio" is the spectrogram, "genre" the
+genre one-hot. A group's contribution to a track's score is ::
+
+    contribution(g) = p(track) - p(track with group g unknown)
+
+where "unknown" is the state the model already knows from training: a feature's missing encoding (value
+block 0, missing indicator 1, as for a cold-start track's engagement), the unknown-genre bucket, or
+``has_audio = 0`` (which gates the audio branch off). So neutralising a track's top input moves its score by
+exactly its stated contribution; groups interact, so contributions need not add up to ``p``.
+
+Cost. The CNN is most of a forward pass. The model is split once into its audio encoder (mel -> each
+member's ``audio_dense`` embedding) and its head (tabular, embedding, has_audio -> outputs), sharing the
+trained layers; a batch then costs one encoder pass and one head pass over ``n * (groups + 1)`` rows.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from hitcast.model.tabular import TabularStats
+
+#: Output of :func:`top_reasons` per track, as stored in ``predictions.reasons``.
+REASONS_DDL = "array<struct<input:string,contribution:double>>"
+AUDIO = "audio"
+GENRE = "genre"
+_WINDOW = re.compile(r"^(plays|listeners|skip_rate|save_rate|playlist_adds|shares|completion)_(\d+)d$")
+
+
+def group_of(feature: str) -> str:
+    """The human-readable input group of a feature column."""
+    m = _WINDOW.match(feature)
+    if m:
+        return f"listening in the last {m.group(2)} days"
+    if feature.startswith("artist_"):
+        return "artist's earlier tracks"
+    if feature in ("plays_total", "days_since_first_event", "trend_7d"):
+        return "listening to date"
+    if feature == "days_since_release":
+        return "release age"
+    return "track metadata"
+
+
+def input_groups(stats: TabularStats) -> dict[str, list[int]]:
+    """Group label -> indices into ``stats.features`` (in first-seen feature order)."""
+    groups: dict[str, list[int]] = {}
+    for j, feature in enumerate(stats.features):
+        groups.setdefault(group_of(feature), []).append(j)
+    return groups
+
+
+def neutralise(tab: np.ndarray, stats: TabularStats, features: Sequence[int] = (),
+               genre: bool = False) -> np.ndarray:
+    """A copy of encoded rows with ``features`` (indices) set to "missing" and, with ``genre``, the genre
+    set to the unknown bucket; the encoding of :func:`hitcast.model.tabular.encode_tabular`.
+
+    Parameters
+    ----------
+    tab : np.ndarray, shape (n, stats.width), float32
+    """
+    out = tab.copy()
+    f, b = len(stats.features), max(stats.bins, 1)
+    for j in features:
+        out[:, j * b:(j + 1) * b] = 0.0
+        out[:, f * b + j] = 1.0
+    if genre:
+        out[:, f * (b + 1):] = 0.0
+        out[:, -1] = 1.0
+    return out
+
+
+def _members(model) -> list[str]:
+    """Layer-name suffixes of the model's ensemble members (``[""]`` for a single network)."""
+    names = {layer.name for layer in model.layers}
+    if "hit" in names and "hit_m0" not in names:
+        return [""]
+    return sorted({n[len("hit"):] for n in names if re.fullmatch(r"hit_m\d+", n)}, key=lambda t: int(t[2:]))
+
+
+@dataclass
+class SplitModel:
+    """A trained model as ``encoder`` (mel -> per-member embeddings; None without audio) and ``head``."""
+
+    encoder: Any
+    head: Any
+    embedding_width: int
+    members: int
+    _calls: dict = field(default_factory=dict, repr=False)
+
+    def encode(self, mel: np.ndarray) -> list[np.ndarray]:
+        """Per-member audio embeddings, each of shape (n, embedding_width)."""
+        out = self._call("encoder", mel)
+        return [np.asarray(e) for e in (out if isinstance(out, (list, tuple)) else [out])]
+
+    def run_head(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The head's outputs (``hit``, maybe ``popularity``), each of shape (n, 1)."""
+        return {k: np.asarray(v) for k, v in self._call("head", feed).items()}
+
+    def _call(self, name: str, x: Any) -> Any:
+        if name not in self._calls:
+            import tensorflow as tf
+
+            model = getattr(self, name)
+            self._calls[name] = tf.function(lambda v: model(v, training=False), reduce_retracing=True)
+        return self._calls[name](x)
+
+
+def split_model(model, names: Sequence[str]) -> SplitModel:
+    """Rebuild ``model`` (see :mod:`hitcast.model.architecture`) as encoder + head sharing its layers.
+
+    ``head`` takes ``{"tabular"?, "has_audio"?, "emb_<k>"?}`` and returns ``{"hit", "popularity"?}`` equal to
+    ``model``'s outputs for the same inputs.
+    """
+    import keras
+    from keras import layers
+
+    tags = _members(model)
+    audio = "mel" in names
+    L = model.get_layer
+    encoder, width, ins = None, 0, {}
+    if audio:
+        embeddings = [L(f"audio_dense{t}").output for t in tags]
+        encoder = keras.Model(inputs=model.input["mel"], outputs=embeddings)
+        width = int(embeddings[0].shape[-1])
+        ins["has_audio"] = keras.Input((1,), name="has_audio")
+    if "tabular" in names:
+        ins["tabular"] = keras.Input((int(model.input["tabular"].shape[-1]),), name="tabular")
+    heads: dict[str, list] = {}
+    for k, t in enumerate(tags):
+        parts = []
+        if "tabular" in names:
+            parts.append(L(f"mlp_2{t}")(L(f"mlp_drop{t}")(L(f"mlp_1{t}")(ins["tabular"]))))
+        if audio:
+            ins[f"emb_{k}"] = keras.Input((width,), name=f"emb_{k}")
+            parts += [L(f"audio_gate{t}")([ins[f"emb_{k}"], ins["has_audio"]]), ins["has_audio"]]
+        x = parts[0] if len(parts) == 1 else L(f"fuse{t}")(parts)
+        x = L(f"head_drop{t}")(L(f"head{t}")(x))
+        for out in ("hit", "popularity"):
+            if out + t in {layer.name for layer in model.layers}:
+                heads.setdefault(out, []).append(L(out + t)(x))
+    outputs = {k: v[0] if len(v) == 1 else layers.Average()(v) for k, v in heads.items()}
+    return SplitModel(encoder, keras.Model(inputs=ins, outputs=outputs), width, len(tags))
+
+
+def contributions(split: SplitModel, x: dict[str, np.ndarray], stats: TabularStats,
+                  names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+    """Model outputs and every group's contribution for a batch of encoded inputs.
+
+    Parameters
+    ----------
+    x
+        ``tabular`` (n, W), ``mel`` (n, n_mels, n_frames), ``has_audio`` (n, 1), as the variant uses.
+
+    Returns
+    -------
+    (outputs, labels, contrib)
+        ``outputs``: ``hit`` (n,) and maybe ``popularity`` (n,), equal to the full model's; ``labels``: the
+        group labels; ``contrib``: shape (n, len(labels)), ``p - p(group unknown)``.
+    """
+    n = len(next(iter(x.values())))
+    variants: list[tuple[str, dict[str, np.ndarray]]] = [("", {})]
+    if "tabular" in names:
+        for label, idx in input_groups(stats).items():
+            variants.append((label, {"tabular": neutralise(x["tabular"], stats, idx)}))
+        variants.append((GENRE, {"tabular": neutralise(x["tabular"], stats, genre=True)}))
+    feed: dict[str, np.ndarray] = {}
+    if "mel" in names:
+        variants.append((AUDIO, {"has_audio": np.zeros_like(x["has_audio"])}))
+        for k, e in enumerate(split.encode(x["mel"])):
+            feed[f"emb_{k}"] = np.tile(e, (len(variants), 1))
+    for key in ("tabular", "has_audio"):
+        if key in x:
+            feed[key] = np.concatenate([v.get(key, x[key]) for _, v in variants])
+    out = {k: v.reshape(len(variants), n) for k, v in split.run_head(feed).items()}
+    hit = out["hit"]
+    labels = [label for label, _ in variants[1:]]
+    contrib = (hit[0][:, None] - hit[1:].T) if labels else np.zeros((n, 0))
+    return {k: v[0] for k, v in out.items()}, labels, contrib
+
+
+def top_reasons(labels: Sequence[str], contrib: np.ndarray, top: int = 3) -> list[list[dict[str, Any]]]:
+    """Per row, the ``top`` groups by absolute contribution: ``[{"input", "contribution"}, ...]``."""
+    order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :top]
+    return [[{"input": labels[j], "contribution": float(contrib[i, j])} for j in row] for i, row in enumerate(order)]
