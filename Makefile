@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds package clean clean-data
+        bench-seeds bench-scoring package clean clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -60,7 +60,7 @@ package: setup  ## dist/hitcast.zip for spark-submit --py-files (a .whl fails on
 	mkdir -p dist && rm -f dist/hitcast.zip
 	$(PYTHON) -c "import zipfile, pathlib; z = zipfile.ZipFile('dist/hitcast.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/hitcast').rglob('*.py'))]; z.close()"
 
-bench: bench-spectrograms bench-training bench-features  ## every benchmark
+bench: bench-spectrograms bench-training bench-features bench-scoring  ## every benchmark
 
 bench-spectrograms: setup  ## spectrogram job vs plain librosa loop vs decode+STFT floor
 	$(PYTHON) bench/bench_spectrograms.py --conf $(CONF)
@@ -73,6 +73,9 @@ bench-seeds: setup  ## demo evaluation over several training seeds (after make d
 
 bench-features: setup  ## features job on a generated 100,000-track catalog
 	$(PYTHON) bench/bench_features.py --conf $(CONF)
+
+bench-scoring: setup  ## scoring stage on local[2] vs single-process inference, reasons, incremental (after make demo)
+	$(PYTHON) bench/bench_scoring.py --conf $(CONF)
 
 clean-data:  ## remove generated data, tables, models and reports
 	rm -rf data

@@ -8,8 +8,6 @@ Data lands under data/bench/ (git-ignored). In local mode the JVM is the driver 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 
 from hitcast.cli import config_from_args, job_parser
@@ -19,64 +17,9 @@ from hitcast.features.stage import write_training_examples
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.spark import build_session
 from hitcast.tables import read_table
+from rss import RssSampler
 
 log = logging.getLogger("hitcast.bench.features")
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children() -> dict[int, tuple[int, str]]:
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{d}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        out[int(d)] = (ppid, cmd)
-    return out
-
-
-class MemorySampler(threading.Thread):
-    """Peak RSS (MiB) of this driver process, its JVM and its Python workers, sampled every ``period`` s."""
-
-    def __init__(self, period: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.period, self.stop_flag = period, threading.Event()
-        self.peak = {"driver_python": 0.0, "jvm": 0.0, "python_worker_max": 0.0, "python_workers_sum": 0.0}
-
-    def sample(self) -> None:
-        me = os.getpid()
-        procs = _children()
-        descendants, frontier = set(), {me}
-        while frontier:
-            frontier = {p for p, (pp, _) in procs.items() if pp in frontier and p not in descendants}
-            descendants |= frontier
-        jvm = sum(_rss_kib(p) for p in descendants if "java" in procs[p][1].split(" ")[0])
-        workers = [_rss_kib(p) for p in descendants if "pyspark.daemon" in procs[p][1] or "pyspark.worker"
-                   in procs[p][1]]
-        vals = {"driver_python": _rss_kib(me), "jvm": jvm, "python_worker_max": max(workers, default=0),
-                "python_workers_sum": sum(workers)}
-        for k, v in vals.items():
-            self.peak[k] = max(self.peak[k], v / 1024.0)
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            self.sample()
-            time.sleep(self.period)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"demo.events_per_track={args.events_per_track}", "demo.mc_draws=20",
                       "ingest.now=2026-06-01"]
     cfg = config_from_args(args)
-    sampler = MemorySampler()
+    sampler = RssSampler(period=0.5)
     sampler.start()
     spark = build_session(cfg, "hitcast-bench-features")
     times = {}

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from hitcast.audio.status import AudioError
 from hitcast.cli import config_from_args, job_parser
 from hitcast.config import Config, DspSection
 from hitcast.spark import build_session
+from rss import RssSampler
 
 REPO = Path(__file__).resolve().parents[1]
 FETCH = REPO.parent / "shared" / "scripts" / "fetch-bench-audio"
@@ -132,61 +132,6 @@ def floor(files: list[Path], dsp: DspSection) -> tuple[float, float]:
     for y in clips:
         power_spectrogram(y, dsp.n_fft, dsp.hop_length)
     return t_decode, time.perf_counter() - t0
-
-
-class RssSampler:
-    """Samples VmRSS of every pyspark Python worker process every 50 ms; keeps the peak per process."""
-
-    def __init__(self) -> None:
-        self.peak: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def workers() -> list[int]:
-        """pyspark worker processes descending from this process (not other users' Spark jobs)."""
-        parent, cmds = {}, {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                    cmds[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                parent[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
-        me, pids = os.getpid(), []
-        for pid, cmd in cmds.items():
-            if b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
-                p, seen = pid, 0
-                while p > 1 and p != me and seen < 64:
-                    p, seen = parent.get(p, 0), seen + 1
-                if p == me:
-                    pids.append(pid)
-        return pids
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for pid in self.workers():
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            kb = int(line.split()[1])
-                            self.peak[pid] = max(self.peak.get(pid, 0), kb)
-                except OSError:
-                    pass
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> "RssSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def max_mib(self) -> float:
-        return max(self.peak.values(), default=0) / 1024
 
 
 def run_job(spark, files: list[Path], root: Path, location: Path, dsp: DspSection, repeat_to: int | None = None,
@@ -283,7 +228,7 @@ def main() -> int:
             with RssSampler() as rss:
                 t, summary = run_job(spark, demo_files, demo_dir, work / f"tables/rss{size}", cfg.dsp, repeat_to=size)
             timed[size] = t
-            print(f"{size:6d} tracks: {t:7.2f} s ({size / t:6.1f} tracks/s), {len(rss.peak)} worker processes, "
+            print(f"{size:6d} tracks: {t:7.2f} s ({size / t:6.1f} tracks/s), {len(rss.workers)} worker processes, "
                   f"peak worker RSS {rss.max_mib:7.1f} MiB", flush=True)
         marginal_rate(timed, demo["c"] / len(demo_files))
     finally:

@@ -66,9 +66,25 @@ def test_version_files_and_models_row(spark, trained):
     assert stats["genres"] == ["jazz", "pop", "rock"]
     assert (stats["n_mels"], stats["n_frames"]) == (N_MELS, N_FRAMES)
     models = spark.read.format("delta").load(cfg.table("models"))
-    assertDataFrameEqual(models.select("model_version", "variant", "workers", "path"),
-                         [Row(model_version=out.version, variant="fused", workers=2, path=str(out.path))])
+    assertDataFrameEqual(models.select("model_version", "variant", "workers", "path", "role", "role_reason"),
+                         [Row(model_version=out.version, variant="fused", workers=2, path=str(out.path),
+                              role="candidate", role_reason="trained")])
     assert json.loads(models.first().metrics)["checksum"] == out.metrics["checksum"]
+
+
+def test_the_validation_threshold_of_the_kept_epoch_is_saved(spark, trained):
+    from hitcast.evaluation.metrics import best_threshold
+    from hitcast.model.dataset import join_spectrograms
+
+    _, examples, spectrograms, _, out = trained
+    m = out.metrics
+    assert m["threshold"] == m["validation"]["val_threshold"] == json.loads((out.path / "metrics.json")
+                                                                             .read_text())["threshold"]
+    val = join_spectrograms(examples.where("split = 'validation'"), spectrograms).toPandas()
+    bundle = load_bundle(out.path)
+    p = bundle.predict_pandas(val)["hit_probability"].to_numpy()
+    assert bundle.threshold == m["threshold"]
+    assert m["threshold"] == pytest.approx(best_threshold(val["is_hit"].to_numpy(), p), abs=1e-5)
 
 
 def test_rerun_skips_and_version_is_deterministic(spark, trained):

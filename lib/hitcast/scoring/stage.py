@@ -178,6 +178,37 @@ def score_inputs(inputs: DataFrame, *, model_path: str, partitions: int, reasons
                                                      SCORED_DDL)
 
 
+def score_into(spark: SparkSession, inputs: DataFrame, *, location: str, model_version: str, model_path: str,
+               as_of: dt.date, run_id: str, scored_at: dt.datetime, partitions: int, reasons: int, full: bool,
+               staging: str) -> dict[tuple[bool, str], int]:
+    """Score ``inputs`` (:func:`scoring_inputs` + ``mode``) against the rows ``location`` holds for
+    ``model_version``, and MERGE the rescored rows into it.
+
+    The scored rows are written once to the Delta table ``staging`` (the model runs once per track); the
+    counts and the MERGE read them from there.
+
+    Returns
+    -------
+    dict
+        ``{(rescored, mode): tracks}`` over every input track.
+    """
+    stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
+    scored = (inputs
+              .transform(lambda df: with_stored_hash(df, stored))
+              .transform(lambda df: score_inputs(df, model_path=model_path, partitions=partitions,
+                                                 reasons=reasons, full=full))
+              .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
+              .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
+    scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
+    scored = spark.read.format("delta").load(staging)
+    counts = {(bool(r["rescored"]), r["mode"]): int(r["count"])
+              for r in scored.groupBy("rescored", "mode").count().collect()}
+    if any(rescored for rescored, _ in counts):
+        merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
+                     keys=["track_id", "model_version"])
+    return counts
+
+
 def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None, as_of: dt.date | None = None,
                 full: bool = False, reasons: int | None = None) -> ScoreSummary:
     """Score the catalog with one model version: MERGE the tracks whose inputs changed into ``predictions``,
@@ -209,36 +240,24 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
         as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
     features, reused = scoring_features(spark, cfg, catalog=catalog, events=events, as_of=as_of, versions=versions)
     location = ensure_predictions_table(spark, cfg)
-    stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     partitions = max(1, spark.sparkContext.defaultParallelism * cfg.score.partitions_per_core)
     n_reasons = cfg.score.reasons if reasons is None else reasons
     uses_audio = "mel" in input_names(model_variant(model_path))
     log.info("scoring the catalog as of %s with model %s (%d partitions, %s, %d reasons)", as_of, model_version,
              partitions, "full" if full else "incremental", n_reasons)
-    scored = (features
-              .transform(lambda df: scoring_inputs(df, spectrograms))
-              .transform(lambda df: with_mode(df, uses_audio=uses_audio))
-              .transform(lambda df: with_stored_hash(df, stored))
-              .transform(lambda df: score_inputs(df, model_path=str(model_path), partitions=partitions,
-                                                 reasons=n_reasons, full=full))
-              .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
-              .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(started).cast("timestamp")))
-    # Materialise once: the counts, the MERGE and the run log read the same rows (the model runs once).
-    staged = str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions")
-    scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staged)
-    scored = spark.read.format("delta").load(staged)
-    counts = scored.groupBy("rescored", "mode").count().collect()
-    modes = {r["mode"]: int(r["count"]) for r in counts if r["rescored"]}
-    if modes:
-        merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
-                     keys=["track_id", "model_version"])
+    inputs = (features.transform(lambda df: scoring_inputs(df, spectrograms))
+              .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
+    counts = score_into(spark, inputs, location=location, model_version=model_version, model_path=str(model_path),
+                        as_of=as_of, run_id=run_id, scored_at=started, partitions=partitions, reasons=n_reasons,
+                        full=full, staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
+    modes = {m: n for (rescored, m), n in counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)
     previous = runlog.previous_run(spark, cfg, model_version)
     summary = ScoreSummary(
         run_id=run_id, model_version=model_version, as_of=as_of, location=location, full=full,
-        features_reused=reused, tracks=sum(int(r["count"]) for r in counts), rescored=sum(modes.values()),
-        unchanged=sum(int(r["count"]) for r in counts if not r["rescored"]), modes=modes, quantiles=quantiles,
+        features_reused=reused, tracks=sum(counts.values()), rescored=sum(modes.values()),
+        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), modes=modes, quantiles=quantiles,
         psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
     runlog.append_run(spark, cfg, {
         "run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,

@@ -1,0 +1,434 @@
+#!/usr/bin/env python
+"""Benchmark catalog scoring (issue 12, part 5): hitcast's scoring stage on ``local[2]`` against the best
+single-process batched inference, with and without reasons, and an incremental run against a full one.
+
+Inputs, the same for every measurement: the demo's scoring inputs (after ``make demo``: the ``catalog``,
+``engagement_events`` and ``spectrograms`` tables and the champion model; ``latest`` with a note when there is
+no champion), built as scoring builds them (``features_as_of`` -> ``scoring_inputs`` -> ``with_mode``),
+replicated to N rows with distinct ``track_id`` (``<track_id>-r<k>``) and materialised once per N to a Delta
+table in a scratch folder. Every measurement reads that table, with the same model version.
+
+Measured at each N (``--rows``, default 20,000 and 100,000), in this order:
+
+- (s) the best single-process batched inference: the table's data files read with pyarrow in chunks of
+  ``--chunk`` rows, ``bundle.call(bundle.inputs(chunk))`` on the same bundle, TensorFlow with two intra-op
+  threads; plain (read, encode, call in turn) and pipelined (a thread reads and encodes the next chunk while
+  TensorFlow runs the current one). (s) is the faster of the two. Model load and tracing are not timed.
+- (k) :func:`hitcast.scoring.stage.score_into` on ``local[2]`` (``partitions`` = default parallelism),
+  ``full=True``, into a fresh predictions table made by ``ensure_predictions_table`` (change data feed on),
+  end to end: stored-hash join, hashing, the model (and reasons) on the executors, the staged Delta write,
+  the counts and the MERGE. (k0) without reasons, (k3) with 3. Each timed run follows a small untimed
+  run, so the Python workers have TensorFlow and the model loaded, as in a long-lived session (the first
+  warm-up's time, the cold worker start, is printed). Peak RSS of the Python workers (VmRSS from /proc,
+  :mod:`rss`) is sampled during each.
+- (i) after (k3) filled its table: 1% of the rows change (``pmod(hash(track_id), 100) = 0``: a feature
+  column set to NULL where it has a value, to 0 where it has none, so the model's input surely changes),
+  materialised to a second table; ``score_into(full=False)`` against the stored rows, with
+  ``score.reasons`` reasons. It must rescore exactly the changed tracks (checked with the returned counts
+  and the run_id of the stored rows). (f) is the full run of the same changed catalog against the same
+  table (``full=True``), the run (i) replaces.
+
+Targets (issue 12):
+
+- (k0) throughput >= 1.0x that of (s) at 20,000 rows;
+- (k3) / (k0) time <= 3x;
+- cost per track and the peak RSS of a Python worker flat from 20,000 to 100,000 rows (reported; called
+  flat here when the largest size's figure is within 1.2x of the smallest's);
+- (i) / (f) time <= 10% at 100,000 tracks.
+
+The machine's load average is printed with every figure: on a shared 2-core machine it matters.
+
+Usage: ``bench/bench_scoring.py --conf conf/local.yaml [--rows 20000 100000]`` (``make bench-scoring``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The Delta jars of this checkout, also when --set paths.root points elsewhere (a smaller demo).
+if (REPO / ".cache" / "jars").is_dir():
+    os.environ.setdefault("HITCAST_JARS", str(REPO / ".cache" / "jars"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pyspark.sql import functions as F  # noqa: E402
+from pyspark.sql import Window  # noqa: E402
+
+from hitcast.cli import config_from_args, job_parser  # noqa: E402
+from hitcast.config import Config  # noqa: E402
+from hitcast.features.examples import features_as_of  # noqa: E402
+from hitcast.model.architecture import input_names  # noqa: E402
+from hitcast.model.bundle import load_bundle, resolve_model  # noqa: E402
+from hitcast.model.registry import ModelNotFoundError  # noqa: E402
+from hitcast.scoring.stage import (default_as_of, ensure_predictions_table, model_variant, score_into,  # noqa: E402
+                                   scoring_inputs, with_mode)
+from hitcast.spark import build_session  # noqa: E402
+from hitcast.tables import read_table  # noqa: E402
+from rss import RssSampler  # noqa: E402
+
+#: Share of rows (1 in CHANGE_MOD) changed for the incremental run.
+CHANGE_MOD = 100
+#: Rows of the untimed warm-up run before each timed stage run.
+WARM_ROWS = 256
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def resolve(spark, cfg: Config, version: str) -> tuple[str, Path]:
+    try:
+        return resolve_model(spark, cfg, version)
+    except ModelNotFoundError as exc:
+        if version not in ("", "champion"):
+            raise
+        print(f"NOTE: no champion model ({exc}); using the latest candidate instead")
+        return resolve_model(spark, cfg, "latest")
+
+
+def demo_inputs(spark, cfg: Config, *, as_of: dt.date, uses_audio: bool):
+    """The demo's scoring inputs, as ``run_scoring`` builds them (features straight from
+    ``features_as_of``, so the demo's ``scoring_features`` table is not written)."""
+    catalog = read_table(spark, cfg, "catalog")
+    events = read_table(spark, cfg, "engagement_events")
+    spectrograms = read_table(spark, cfg, "spectrograms")
+    return (features_as_of(catalog, events, as_of=as_of, cfg=cfg)
+            .transform(lambda df: scoring_inputs(df, spectrograms))
+            .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
+
+
+def replicate(spark, base_path: str, n: int, out: str) -> None:
+    """``n`` rows cycling over the base table's rows, ``track_id`` made distinct, written once to ``out``."""
+    base = spark.read.format("delta").load(base_path)
+    b = base.count()
+    copies = math.ceil(n / b)
+    idx = base.withColumn("_i", F.row_number().over(Window.orderBy("track_id")) - 1)
+    rows = (idx.crossJoin(spark.range(copies).withColumnRenamed("id", "_k"))
+            .where(F.col("_k") * b + F.col("_i") < n)
+            .withColumn("track_id", F.concat(F.col("track_id"), F.lit("-r"), F.col("_k").cast("string")))
+            .drop("_i", "_k"))
+    rows.repartition(max(2, math.ceil(n / 25_000))).write.format("delta").mode("overwrite").save(out)
+
+
+def changed_flag():
+    return F.pmod(F.hash("track_id"), F.lit(CHANGE_MOD)) == 0
+
+
+def write_changed(spark, src: str, out: str, column: str) -> int:
+    """``src`` with ``column`` changed (NULL <-> 0) in 1 row of ``CHANGE_MOD``; returns the changed rows."""
+    df = spark.read.format("delta").load(src)
+    kind = df.schema[column].dataType
+    new = F.when(F.col(column).isNull(), F.lit(0).cast(kind)).otherwise(F.lit(None).cast(kind))
+    df.withColumn(column, F.when(changed_flag(), new).otherwise(F.col(column))) \
+      .write.format("delta").mode("overwrite").save(out)
+    return spark.read.format("delta").load(out).where(changed_flag()).count()
+
+
+def data_files(spark, path: str) -> list[str]:
+    """The Parquet files of the Delta table at ``path`` (its current snapshot)."""
+    return [f[len("file:"):] if f.startswith("file:") else f
+            for f in spark.read.format("delta").load(path).inputFiles()]
+
+
+def single_process(files: list[str], bundle, *, chunk: int, pipelined: bool) -> tuple[float, int, float]:
+    """(s): read ``files`` with pyarrow and score them with ``bundle`` in chunks of ``chunk`` rows.
+
+    Returns (seconds, rows, mean hit probability).
+    """
+    import numpy as np
+    import pyarrow.dataset as ds
+
+    names = input_names(bundle.variant)
+    wanted = [*bundle.feature_columns, "genre"] + (["mel", "n_mels", "n_frames", "status"] if "mel" in names else [])
+    dataset = ds.dataset(files, format="parquet")
+    columns = [c for c in wanted if c in dataset.schema.names]
+
+    def encoded():
+        for batch in dataset.to_batches(columns=columns, batch_size=chunk):
+            if batch.num_rows:
+                yield bundle.inputs(batch.to_pandas())
+
+    def producer(q: queue.Queue) -> None:
+        try:
+            for x in encoded():
+                q.put(x)
+        finally:
+            q.put(None)
+
+    rows, total = 0, 0.0
+    t0 = time.perf_counter()
+    if pipelined:
+        q: queue.Queue = queue.Queue(maxsize=2)
+        thread = threading.Thread(target=producer, args=(q,), daemon=True)
+        thread.start()
+        source = iter(q.get, None)
+    else:
+        source = encoded()
+    for x in source:
+        hit = np.clip(bundle.call(x)["hit"].reshape(-1).astype(np.float64), 0.0, 1.0)
+        rows += hit.size
+        total += float(hit.sum())
+    seconds = time.perf_counter() - t0
+    if pipelined:
+        thread.join()
+    return seconds, rows, total / max(rows, 1)
+
+
+@dataclasses.dataclass
+class Stage:
+    """What one ``score_into`` call cost."""
+
+    seconds: float
+    counts: dict
+    run_id: str
+    rss_worker_mib: float = 0.0
+    rss_workers: int = 0
+    rss_jvm_mib: float = 0.0
+    load: str = ""
+
+    @property
+    def rescored(self) -> int:
+        return sum(n for (r, _), n in self.counts.items() if r)
+
+    @property
+    def tracks(self) -> int:
+        return sum(self.counts.values())
+
+
+class Bench:
+    """The session, model and scratch folder shared by every measurement."""
+
+    def __init__(self, spark, cfg: Config, work: Path, model_version: str, model_path: Path, as_of: dt.date):
+        self.spark, self.cfg, self.work = spark, cfg, work
+        self.model_version, self.model_path, self.as_of = model_version, str(model_path), as_of
+        self.partitions = spark.sparkContext.defaultParallelism
+        self.tables = 0
+        self.cold_start: float | None = None
+
+    def fresh_table(self) -> str:
+        """A new, empty predictions table made as scoring makes it (change data feed, retention)."""
+        self.tables += 1
+        cfg = dataclasses.replace(self.cfg, paths=dataclasses.replace(
+            self.cfg.paths, warehouse=str(self.work / f"predictions{self.tables}")))
+        return ensure_predictions_table(self.spark, cfg)
+
+    def run(self, inputs: str, location: str, *, reasons: int, full: bool, label: str,
+            sample: bool = True) -> Stage:
+        run_id = f"bench-{label}-{time.time_ns()}"
+        df = self.spark.read.format("delta").load(inputs)
+        sampler = RssSampler(period=0.2)
+        if sample:
+            sampler.start()
+        t0 = time.perf_counter()
+        counts = score_into(self.spark, df, location=location, model_version=self.model_version,
+                            model_path=self.model_path, as_of=self.as_of, run_id=run_id, scored_at=now(),
+                            partitions=self.partitions, reasons=reasons, full=full,
+                            staging=str(self.work / "staging"))
+        seconds = time.perf_counter() - t0
+        if sample:
+            sampler.stop()
+        return Stage(seconds, counts, run_id, sampler.max_mib, len(sampler.workers), sampler.peak["jvm"], load())
+
+    def warm(self, warm_inputs: str, *, reasons: int) -> None:
+        """An untimed small run, so the Python workers have TensorFlow and the model loaded (they are
+        reclaimed after a minute idle)."""
+        t0 = time.perf_counter()
+        self.run(warm_inputs, self.fresh_table(), reasons=reasons, full=True, label="warm", sample=False)
+        if self.cold_start is None:
+            self.cold_start = time.perf_counter() - t0
+            print(f"first warm-up ({WARM_ROWS} rows: worker start, TensorFlow import, model load, tracing): "
+                  f"{self.cold_start:.1f} s ({load()})", flush=True)
+
+
+def stored_run_ids(spark, location: str, run_id: str):
+    return spark.read.format("delta").load(location).where(F.col("run_id") == run_id).select("track_id")
+
+
+def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks: list[int],
+            change_column: str, incremental: bool) -> dict:
+    spark, work = bench.spark, bench.work
+    reasons_default = int(bench.cfg.score.reasons) or 3
+    fig: dict = {"rows": n}
+    print(f"\n== {n:,} rows ==", flush=True)
+    inputs = str(work / f"inputs{n}")
+    t0 = time.perf_counter()
+    replicate(spark, base, n, inputs)
+    print(f"materialised {n:,} rows to {inputs} in {time.perf_counter() - t0:.1f} s (not timed below)", flush=True)
+
+    # (s) single process, the same rows, the same bundle.
+    files = data_files(spark, inputs)
+    best = None
+    for chunk in chunks:
+        for pipelined in (False, True):
+            t, rows, mean = single_process(files, bundle, chunk=chunk, pipelined=pipelined)
+            assert rows == n, (rows, n)
+            name = f"chunk {chunk}, {'pipelined' if pipelined else 'plain'}"
+            print(f"(s) single process, {name:<24} {t:8.2f} s  {n / t:8.0f} rows/s  "
+                  f"{1000 * t / n:6.3f} ms/track  mean p {mean:.4f}  ({load()})", flush=True)
+            if best is None or t < best[0]:
+                best = (t, name, mean, load())
+    fig.update(s=best[0], s_how=best[1], s_mean=best[2], s_load=best[3])
+
+    # (k) the stage, without and with reasons, each into a fresh table.
+    bench.warm(warm_inputs, reasons=0)
+    k0_table = bench.fresh_table()
+    k0 = bench.run(inputs, k0_table, reasons=0, full=True, label=f"k0-{n}")
+    assert k0.rescored == n, k0.counts
+    k_mean = spark.read.format("delta").load(k0_table).agg(F.avg("hit_probability")).first()[0]
+    print(f"(k0) stage, local[2], no reasons     {k0.seconds:8.2f} s  {n / k0.seconds:8.0f} rows/s  "
+          f"{1000 * k0.seconds / n:6.3f} ms/track  mean p {k_mean:.4f}  peak worker RSS {k0.rss_worker_mib:.0f} MiB "
+          f"({k0.rss_workers} workers), JVM {k0.rss_jvm_mib:.0f} MiB  ({k0.load})", flush=True)
+    bench.warm(warm_inputs, reasons=3)
+    k3_table = bench.fresh_table()
+    k3 = bench.run(inputs, k3_table, reasons=3, full=True, label=f"k3-{n}")
+    assert k3.rescored == n, k3.counts
+    print(f"(k3) stage, local[2], 3 reasons      {k3.seconds:8.2f} s  {n / k3.seconds:8.0f} rows/s  "
+          f"{1000 * k3.seconds / n:6.3f} ms/track  peak worker RSS {k3.rss_worker_mib:.0f} MiB "
+          f"({k3.rss_workers} workers), JVM {k3.rss_jvm_mib:.0f} MiB  ({k3.load})", flush=True)
+    print(f"modes: {dict(sorted((m, c) for (_, m), c in k0.counts.items()))}; (s) and (k0) mean hit probability "
+          f"{fig['s_mean']:.6f} vs {k_mean:.6f}")
+    print(f"(k0)/(s) throughput: {fig['s'] / k0.seconds:.2f}x (target >= 1.0x at 20,000 rows); "
+          f"(k3)/(k0) time: {k3.seconds / k0.seconds:.2f}x (target <= 3x)  ({load()})", flush=True)
+    fig.update(k0=k0, k3=k3)
+
+    if incremental:
+        changed = str(work / f"changed{n}")
+        n_changed = write_changed(spark, inputs, changed, change_column)
+        bench.warm(warm_inputs, reasons=reasons_default)
+        inc = bench.run(changed, k3_table, reasons=reasons_default, full=False, label=f"i-{n}")
+        want = spark.read.format("delta").load(changed).where(changed_flag()).select("track_id")
+        got = stored_run_ids(spark, k3_table, inc.run_id)
+        exact = (inc.rescored == n_changed and got.count() == n_changed
+                 and want.exceptAll(got).count() == 0 and got.exceptAll(want).count() == 0)
+        bench.warm(warm_inputs, reasons=reasons_default)
+        full = bench.run(changed, k3_table, reasons=reasons_default, full=True, label=f"f-{n}")
+        assert full.rescored == n, full.counts
+        print(f"(i) incremental, {n_changed:,} of {n:,} tracks changed ({change_column}), {reasons_default} reasons: "
+              f"{inc.seconds:8.2f} s, rescored {inc.rescored:,}, exactly the changed tracks: "
+              f"{'yes' if exact else 'NO'}  ({inc.load})", flush=True)
+        print(f"(f) full run of the same catalog against the same table:        {full.seconds:8.2f} s  ({full.load})")
+        print(f"(i)/(f) time: {100 * inc.seconds / full.seconds:.1f}% (target <= 10% at 100,000 tracks); "
+              f"(i)/(k3, first run into an empty table): {100 * inc.seconds / k3.seconds:.1f}%", flush=True)
+        fig.update(i=inc, f=full, n_changed=n_changed, exact=exact)
+        shutil.rmtree(changed, ignore_errors=True)
+    shutil.rmtree(inputs, ignore_errors=True)
+    return fig
+
+
+def summary(figs: list[dict], bench: Bench) -> None:
+    def flat(a: float, b: float) -> str:
+        return f"{b / a:.2f}x ({'flat' if b / a <= 1.2 else 'NOT flat'}; flat = within 1.2x)"
+
+    print("\n== summary ==")
+    print(f"model {bench.model_version}, as of {bench.as_of}, local[2] ({bench.partitions} partitions), "
+          f"{os.cpu_count()} cores; cold worker start (first warm-up) {bench.cold_start or float('nan'):.1f} s")
+    head = (f"{'rows':>8} {'(s) s':>8} {'(s) r/s':>8} {'(k0) s':>8} {'(k0) r/s':>9} {'(k3) s':>8} "
+            f"{'k0/s':>6} {'k3/k0':>6} {'(s) ms/t':>9} {'k0 ms/t':>8} {'k3 ms/t':>8} {'RSS k0':>7} {'RSS k3':>7} "
+            f"{'(i) s':>7} {'(f) s':>7} {'i/f':>6} {'exact':>5}  load k0/k3/i")
+    print(head)
+    for g in figs:
+        n, k0, k3 = g["rows"], g["k0"], g["k3"]
+        inc, full = g.get("i"), g.get("f")
+        print(f"{n:>8} {g['s']:8.2f} {n / g['s']:8.0f} {k0.seconds:8.2f} {n / k0.seconds:9.0f} {k3.seconds:8.2f} "
+              f"{g['s'] / k0.seconds:5.2f}x {k3.seconds / k0.seconds:5.2f}x {1000 * g['s'] / n:9.3f} "
+              f"{1000 * k0.seconds / n:8.3f} {1000 * k3.seconds / n:8.3f} {k0.rss_worker_mib:7.0f} "
+              f"{k3.rss_worker_mib:7.0f} "
+              + (f"{inc.seconds:7.2f} {full.seconds:7.2f} {100 * inc.seconds / full.seconds:5.1f}% "
+                 f"{'yes' if g['exact'] else 'NO':>5}" if inc else f"{'-':>7} {'-':>7} {'-':>6} {'-':>5}")
+              + f"  {k0.load[5:]}/{k3.load[5:]}/{inc.load[5:] if inc else '-'}")
+    at20 = next((g for g in figs if g["rows"] == 20_000), figs[0])
+    ratio = at20["s"] / at20["k0"].seconds
+    print(f"\ntargets (RSS = peak VmRSS of one Python worker, MiB; ms/t = wall ms per track):")
+    print(f"- (k0)/(s) throughput at {at20['rows']:,} rows: {ratio:.2f}x, target >= 1.0x: "
+          f"{'met' if ratio >= 1.0 else 'NOT met'}")
+    for g in figs:
+        cost = g["k3"].seconds / g["k0"].seconds
+        print(f"- (k3)/(k0) at {g['rows']:,} rows: {cost:.2f}x, target <= 3x: {'met' if cost <= 3 else 'NOT met'}")
+    if len(figs) > 1:
+        lo, hi = figs[0], figs[-1]
+        for key in ("k0", "k3"):
+            a, b = lo[key].seconds / lo["rows"], hi[key].seconds / hi["rows"]
+            print(f"- ({key}) cost per track {1000 * a:.3f} -> {1000 * b:.3f} ms from {lo['rows']:,} to "
+                  f"{hi['rows']:,} rows: {flat(a, b)}")
+            marginal = (hi[key].seconds - lo[key].seconds) / (hi["rows"] - lo["rows"])
+            print(f"  marginal cost {1000 * marginal:.3f} ms/track, fixed cost per run "
+                  f"{lo[key].seconds - lo['rows'] * marginal:.1f} s")
+            print(f"- ({key}) peak worker RSS {lo[key].rss_worker_mib:.0f} -> {hi[key].rss_worker_mib:.0f} MiB: "
+                  f"{flat(lo[key].rss_worker_mib, hi[key].rss_worker_mib)}")
+    for g in figs:
+        if "i" in g:
+            share = g["i"].seconds / g["f"].seconds
+            print(f"- (i)/(f) at {g['rows']:,} tracks: {100 * share:.1f}%, target <= 10%"
+                  f"{'' if g['rows'] >= 100_000 else ' (the target is at 100,000)'}: "
+                  f"{'met' if share <= 0.10 else 'NOT met'}; rescored exactly the changed tracks: "
+                  f"{'yes' if g['exact'] else 'NO'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser("bench_scoring.py", __doc__)
+    parser.add_argument("--rows", type=int, nargs="+", default=[20_000, 100_000],
+                        help="catalog sizes the demo inputs are replicated to (default 20000 100000)")
+    parser.add_argument("--model-version", default="champion",
+                        help="champion (default; latest when there is none), latest, or a version")
+    parser.add_argument("--chunk", type=int, nargs="+", default=[2048],
+                        help="rows per model call in (s) (several: the fastest counts)")
+    parser.add_argument("--no-incremental", action="store_true", help="skip (i) and (f)")
+    parser.add_argument("--work", help="scratch folder (default: a temporary folder, removed at the end)")
+    args = parser.parse_args(argv)
+    args.overrides = ["spark.master=local[2]", *args.overrides]
+    cfg = config_from_args(args)
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="hitcast-bench-scoring-"))
+    work.mkdir(parents=True, exist_ok=True)
+    spark = build_session(cfg, "hitcast-bench-scoring")
+    try:
+        model_version, model_path = resolve(spark, cfg, args.model_version)
+        uses_audio = "mel" in input_names(model_variant(model_path))
+        events = read_table(spark, cfg, "engagement_events")
+        as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
+        bundle = load_bundle(model_path)
+        change_column = "plays_total" if "plays_total" in bundle.feature_columns else bundle.feature_columns[0]
+        print(f"model {model_version} ({bundle.variant}) from {model_path}; as of {as_of}; local[2]; "
+              f"{os.cpu_count()} cores ({load()})", flush=True)
+
+        base = str(work / "base")
+        demo_inputs(spark, cfg, as_of=as_of, uses_audio=uses_audio).write.format("delta").mode("overwrite").save(base)
+        n_base = spark.read.format("delta").load(base).count()
+        warm_inputs = str(work / "warm")
+        replicate(spark, base, WARM_ROWS, warm_inputs)
+        print(f"demo scoring inputs: {n_base} tracks, replicated to {', '.join(f'{n:,}' for n in args.rows)} rows",
+              flush=True)
+        # Trace (s)'s tf.function once, untimed.
+        single_process(data_files(spark, warm_inputs), bundle, chunk=max(args.chunk), pipelined=False)
+
+        bench = Bench(spark, cfg, work, model_version, model_path, as_of)
+        figs = [measure(bench, bundle, n, base, warm_inputs, chunks=args.chunk, change_column=change_column,
+                        incremental=not args.no_incremental) for n in args.rows]
+        summary(figs, bench)
+    finally:
+        spark.stop()
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
