@@ -47,9 +47,9 @@ def main() -> None:
         t0 = time.perf_counter()
         table[seed] = {}
         for v in variants:
-            r = keras_result(spark, run, examples, spectrograms, inputs, v, rows)
+            r = keras_result(spark, run, examples, spectrograms=spectrograms, inputs=inputs, variant=v, rows=rows)
             share = f1_top_share(r.test["is_hit"].to_numpy(), r.test["p"].to_numpy(), r.test["cutoff"].to_numpy(),
-                                 cfg.features.hit_share)
+                                 share=cfg.features.hit_share)
             table[seed][v] = {"f1": r.metrics["f1"], "f1_top": share, "auc": r.metrics["roc_auc"]}
         log.info("seed %d done in %.0f s", seed, time.perf_counter() - t0)
     primary = variants[0]

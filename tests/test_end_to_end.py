@@ -1,5 +1,5 @@
 """The whole pipeline on ~100 generated tracks: generate, ingest, features, spectrograms, 2-worker training,
-catalog scoring; then the predictions table is checked row by row against the catalog."""
+promotion, catalog scoring; then the predictions table is checked row by row against the catalog."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,6 +16,7 @@ from hitcast.features.examples import features_as_of
 from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
+from hitcast.model.promote import run_promote
 from hitcast.model.training import table_inputs, train_model
 from hitcast.scoring.stage import run_scoring, scoring_inputs
 from hitcast.spectrograms.stage import run_spectrograms
@@ -36,6 +37,7 @@ def pipeline(spark, tmp_path_factory):
     run_spectrograms(spark, cfg)
     examples, spectrograms, inputs = table_inputs(spark, cfg)
     trained = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
+    assert run_promote(spark, cfg).version == trained.version        # the first model becomes the champion
     first = run_scoring(spark, cfg)
     return cfg, generated, trained, first
 

@@ -81,7 +81,7 @@ def test_f1_top_share_flags_the_same_share_of_every_cutoff():
     p = np.array([.9, .8, .1, .2, .3, .05, .6, .7, .4, .5])
     cut = np.array(["a"] * 5 + ["b"] * 5)
     # a: top 2 of 5 (round(0.4 * 5)) = rows 0, 1 -> 1 hit; b: rows 7, 6 -> 1 hit; 2 TP, 2 FP, 1 FN
-    assert f1_top_share(y, p, cut, 0.4) == pytest.approx(2 * 2 / (4 + 3))
-    assert f1_top_share(y, p, np.zeros(10), 0.3) == pytest.approx(2 * 2 / (3 + 3))   # rows 0, 1, 7 as one group
-    assert f1_top_share(y, np.ones(10), cut, 0.2) == pytest.approx(2 * 2 / (2 + 3))  # ties: earlier rows (0, 5)
-    assert f1_top_share(y, p, cut, 0.0) == 0.0
+    assert f1_top_share(y, p, cut, share=0.4) == pytest.approx(2 * 2 / (4 + 3))
+    assert f1_top_share(y, p, np.zeros(10), share=0.3) == pytest.approx(2 * 2 / (3 + 3))   # rows 0, 1, 7 as one group
+    assert f1_top_share(y, np.ones(10), cut, share=0.2) == pytest.approx(2 * 2 / (2 + 3))  # ties: earlier rows (0, 5)
+    assert f1_top_share(y, p, cut, share=0.0) == 0.0

@@ -32,7 +32,7 @@ def literal_rows() -> pd.DataFrame:
 def test_assess_picks_threshold_on_validation_and_scores_test():
     rows = literal_rows()
     p = np.array([.9, .2, .6, .5, .7, .3, .65, .4])
-    r = assess("fused", "fused-x", rows, p, min_group_rows=1)
+    r = assess("fused", "fused-x", rows=rows, p=p, min_group_rows=1)
     assert r.threshold == 0.6                      # validation: hits at .9 and .6, the best F1 cut is .6
     assert r.metrics["f1"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))   # test: tp t4, fp t6, fn t7
     assert r.metrics["roc_auc"] == pytest.approx(0.75)
@@ -51,8 +51,9 @@ def test_truth_limit_joins_on_track_and_cutoff():
     assert (limit.name, limit.threshold, limit.metrics["f1"], limit.metrics["roc_auc"]) == \
         ("ground truth", 0.7, 1.0, 1.0)
     assert truth_result(truth.assign(track_id="zz"), rows) is None
-    notes = comparison_notes([assess("fused", "v", rows, np.full(8, .5)), assess("tabular", "w", rows, np.full(8, .4))],
-                             limit, "")
+    notes = comparison_notes([assess("fused", "v", rows=rows, p=np.full(8, .5)), assess("tabular", "w", rows=rows,
+                                                                                        p=np.full(8, .4))],
+                             limit, limit_reason="")
     assert notes[0] == "fused vs tabular: F1 0.667 vs 0.667, ROC-AUC 0.500 vs 0.500: fused does NOT win on both"
     assert notes[1] == ("limit: the generator's true probabilities reach test F1 1.000 (ROC-AUC 1.000); "
                         "fused is 33.3 F1 points below it (more than 5 points)")
@@ -65,9 +66,9 @@ def test_truth_absent_gives_a_reason(cfg):
 
 def test_report_writes_markdown_pngs_and_json(tmp_path):
     rows = literal_rows()
-    a = assess("fused", "fused-abc", rows, np.array([.9, .2, .6, .5, .7, .3, .65, .4]), 1)
-    b = assess("tabular", "tabular-def", rows, np.array([.5, .5, .6, .4, .6, .5, .4, .3]), 1)
-    path = write_report([a, b], tmp_path / "rep", "test report", ["a note"])
+    a = assess("fused", "fused-abc", rows=rows, p=np.array([.9, .2, .6, .5, .7, .3, .65, .4]), min_group_rows=1)
+    b = assess("tabular", "tabular-def", rows=rows, p=np.array([.5, .5, .6, .4, .6, .5, .4, .3]), min_group_rows=1)
+    path = write_report([a, b], tmp_path / "rep", title="test report", notes=["a note"])
     assert path == tmp_path / "rep" / "report.md"
     for name in PLOTS:
         png = tmp_path / "rep" / name
@@ -140,7 +141,7 @@ def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):
     bright, dance = rng.random(30) < 0.5, rng.random(30)
     truth = pd.DataFrame({"track_id": [f"t{t:03d}" for t in range(30)], "audio_appeal": 1.5 * bright + dance,
                           "log_rate": 0.0, "genre": "pop"})    # the track-level part of the synthetic hit score
-    oracle = oracle_result(cfg, examples, truth, rows)
+    oracle = oracle_result(cfg, examples, truth, rows=rows)
     assert oracle.name == "gbt + true latents" and oracle.metrics["rows"] == plain.metrics["rows"] == 30
     assert list(oracle.test["track_id"]) == list(plain.test["track_id"])
     assert oracle.metrics["roc_auc"] >= plain.metrics["roc_auc"] > 0.8
@@ -148,8 +149,8 @@ def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):
     assert feature_columns(joined)[-2:] == ["audio_appeal", "log_rate"]   # the GBT's extra inputs
     got = {r["track_id"]: r["audio_appeal"] for r in joined.select("track_id", "audio_appeal").distinct().collect()}
     assert got["t000"] is None and got["t001"] == pytest.approx(1.5 * bright[1] + dance[1])
-    limit = assess("ground truth", "generator", rows, rows["is_hit"].to_numpy(dtype=float))
-    notes = comparison_notes([plain], limit, "", oracle)
+    limit = assess("ground truth", "generator", rows=rows, p=rows["is_hit"].to_numpy(dtype=float))
+    notes = comparison_notes([plain], limit, limit_reason="", oracle=oracle)
     assert notes[-1] == (f"learnable: a GBT trained on the same rows with the generator's latent values as extra "
                          f"inputs reaches F1 {oracle.metrics['f1']:.3f} (ROC-AUC {oracle.metrics['roc_auc']:.3f}), "
                          f"{100 * (1.0 - oracle.metrics['f1']):.1f} points below the limit: that part of the gap "

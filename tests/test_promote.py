@@ -29,6 +29,7 @@ from hitcast.model.bundle import load_bundle, resolve_model
 from hitcast.model.promote import PromotionError, PromotionRefused, run_promote
 from hitcast.model.registry import ModelNotFoundError, RoleError
 from hitcast.model.tabular import TabularStats
+from hitcast.tables import table_exists
 
 T0 = dt.datetime(2025, 10, 1, 12, 0)
 MODELS = {"tabular-good": (4.0, 0.5), "tabular-bad": (-4.0, 0.5), "tabular-high": (4.0, 0.6)}
@@ -137,7 +138,7 @@ def test_first_promotion_makes_the_newest_candidate_champion(spark, cfg, model_d
 
 def test_a_worse_candidate_is_refused_with_both_figures(spark, cfg):
     register(spark, cfg, "tabular-good", 0)
-    run_promote(spark, cfg)
+    registry.set_role(spark, cfg, "tabular-good", "champion", reason="set up")
     register(spark, cfg, "tabular-bad", 1)
 
     with pytest.raises(PromotionRefused) as err:
@@ -150,12 +151,12 @@ def test_a_worse_candidate_is_refused_with_both_figures(spark, cfg):
         "(promote.margin_f1 0.01); jobs/promote.py --force --reason TEXT promotes it anyway")
     assert [(r.model_version, r.role) for r in roles(spark, cfg)] == [("tabular-bad", "candidate"),
                                                                       ("tabular-good", "champion")]
-    assert [r.model_version for r in promotions(spark, cfg)] == ["tabular-good"]
+    assert not table_exists(spark, cfg.table("model_promotions"))
 
 
 def test_margins_decide_and_each_model_is_judged_at_its_own_threshold(spark, tmp_path, model_dir, cfg):
     register(spark, cfg, "tabular-good", 0)
-    run_promote(spark, cfg)
+    registry.set_role(spark, cfg, "tabular-good", "champion", reason="set up")
     register(spark, cfg, "tabular-high", 1)
     with pytest.raises(PromotionRefused) as err:
         run_promote(spark, cfg, version="tabular-high")
@@ -184,7 +185,7 @@ def test_margins_decide_and_each_model_is_judged_at_its_own_threshold(spark, tmp
 
 def test_force_records_the_reason_and_archives_the_old_champion(spark, cfg, model_dir):
     register(spark, cfg, "tabular-good", 0)
-    run_promote(spark, cfg)
+    registry.set_role(spark, cfg, "tabular-good", "champion", reason="set up")
     register(spark, cfg, "tabular-bad", 1)
     with pytest.raises(PromotionError, match=r"^--force needs --reason TEXT: the reason is recorded in "
                                              r"models.role_reason and model_promotions$"):
@@ -215,11 +216,11 @@ def test_force_records_the_reason_and_archives_the_old_champion(spark, cfg, mode
 
 def test_a_reregistered_champion_keeps_its_role_and_ablations_are_not_latest(spark, cfg, model_dir):
     register(spark, cfg, "tabular-good", 0)
-    run_promote(spark, cfg)
+    registry.set_role(spark, cfg, "tabular-good", "champion", reason="set up")
     register(spark, cfg, "tabular-good", 5)              # training re-run (e.g. --force) re-registers it
     row = registry.read_models(spark, cfg).where("model_version = 'tabular-good'").first()
     assert (row.role, row.role_reason, json.loads(row.metrics), row.created_at) == \
-        ("champion", "first champion; test ROC-AUC 1.0000, F1 1.0000 on 10 rows", {"run": 5},
+        ("champion", "set up", {"run": 5},
          T0 + dt.timedelta(minutes=5))
     with pytest.raises(RoleError, match=r"^model version tabular-good is the champion and stays so until another "
                                         r"version is promoted with jobs/promote.py; not made ablation$"):
@@ -260,7 +261,7 @@ def test_the_job_refuses_with_exit_status_2_and_records_a_forced_reason(spark, c
                                                                        monkeypatch, caplog, capsys):
     main = promote_job().main
     register(spark, cfg, "tabular-good", 0)
-    run_promote(spark, cfg)
+    registry.set_role(spark, cfg, "tabular-good", "champion", reason="set up")
     register(spark, cfg, "tabular-bad", 1)
     monkeypatch.setattr("hitcast.spark.build_session", lambda cfg, name: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)            # the session fixture outlives the job

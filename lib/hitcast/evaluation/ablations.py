@@ -59,7 +59,7 @@ def eval_rows(examples: DataFrame, spectrograms: DataFrame | None,
     return pdf
 
 
-def assess(name: str, version: str, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int = 20) -> ModelResult:
+def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int = 20) -> ModelResult:
     """Threshold on the validation rows, metrics on the test rows of ``rows`` scored ``p``."""
     df = rows.assign(p=np.asarray(p, dtype=np.float64))
     val, test = df[df["split"] == "validation"], df[df["split"] == "test"]
@@ -80,16 +80,16 @@ def assess(name: str, version: str, rows: pd.DataFrame, p: np.ndarray, min_group
     return result
 
 
-def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, spectrograms: DataFrame | None,
+def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
                  inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> ModelResult:
     """Train (or reuse) the ``variant`` model version and assess it on ``rows``."""
     out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant)
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
-    return assess(variant, out.version, rows, p, cfg.evaluate.min_group_rows)
+    return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows)
 
 
-def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, name: str = "gbt") -> ModelResult:
+def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, *, name: str = "gbt") -> ModelResult:
     """The Spark MLlib GBT baseline on the tabular inputs (every numeric column of ``examples``), assessed
     like the Keras models and reported as ``name``."""
     from hitcast.evaluation.baselines import gbt_scores
@@ -97,9 +97,9 @@ def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, name: str =
     feats = feature_columns(examples)
     stats: TabularStats = compute_stats(examples.where(F.col("split") == "train"), feats, n_mels=1, n_frames=1)
     scores = gbt_scores(examples.where(F.col("split").isin("train", "validation", "test")), stats,
-                        cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth, cfg.train.seed)
+                        iterations=cfg.evaluate.gbt_iterations, max_depth=cfg.evaluate.gbt_max_depth, seed=cfg.train.seed)
     merged = rows.merge(scores[KEY + ["p"]], on=KEY, how="left")
     if merged["p"].isna().any():
         log.warning("GBT scored %d of %d rows", int(merged["p"].notna().sum()), len(merged))
     return assess(name, f"spark-mllib-gbt-{cfg.evaluate.gbt_iterations}x{cfg.evaluate.gbt_max_depth}",
-                  merged.drop(columns=["p"]), merged["p"].fillna(0.0).to_numpy(), cfg.evaluate.min_group_rows)
+                  rows=merged.drop(columns=["p"]), p=merged["p"].fillna(0.0).to_numpy(), min_group_rows=cfg.evaluate.min_group_rows)

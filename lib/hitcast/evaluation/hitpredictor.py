@@ -119,8 +119,9 @@ def run_hit_predictor(spark: SparkSession, cfg: Config) -> EvaluationSummary:
                       version_prefix="hitpredictor-tabular")
     rows = eval_rows(examples, None)
     bundle = load_bundle(out.path)
-    keras_res = assess("keras tabular", out.version, rows, bundle.predict_pandas(rows)["hit_probability"].to_numpy(),
-                       cfg.evaluate.min_group_rows)
+    keras_res = assess("keras tabular", out.version, rows=rows,
+                       p=bundle.predict_pandas(rows)["hit_probability"].to_numpy(),
+                       min_group_rows=cfg.evaluate.min_group_rows)
     results = [keras_res, gbt_result(cfg, examples, rows)]
     notes = [f"data: the ingested catalog at {location}, {n_catalog} tracks (one per Spotify uri), "
              f"{sum(counts.values())} labelled: train {counts.get('train', 0)} + validation "
@@ -131,7 +132,7 @@ def run_hit_predictor(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     for n in notes:
         log.info("%s", n)
     report = write_report(results, cfg.path(cfg.paths.reports) / "hit-predictor",
-                          "hitcast: structured branch on the Spotify hit-predictor data (time split)", notes,
-                          cfg.evaluate.calibration_bins)
+                          title="hitcast: structured branch on the Spotify hit-predictor data (time split)", notes=notes,
+                          bins=cfg.evaluate.calibration_bins)
     examples.unpersist()
     return EvaluationSummary(report, results, notes=notes)

@@ -50,11 +50,11 @@ def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, min_group_rows: int = 
         log.warning("ground truth covers %d of %d evaluation rows", len(merged), len(rows))
     if merged.empty:
         return None
-    return assess("ground truth", "generator", merged.drop(columns=["true_hit_probability"]),
-                  merged["true_hit_probability"].to_numpy(), min_group_rows)
+    return assess("ground truth", "generator", rows=merged.drop(columns=["true_hit_probability"]),
+                  p=merged["true_hit_probability"].to_numpy(), min_group_rows=min_group_rows)
 
 
-def oracle_result(cfg: Config, examples: DataFrame, truth: pd.DataFrame, rows: pd.DataFrame) -> ModelResult:
+def oracle_result(cfg: Config, examples: DataFrame, truth: pd.DataFrame, *, rows: pd.DataFrame) -> ModelResult:
     """The GBT baseline trained and assessed like the others, with :data:`ORACLE_LATENTS` as extra inputs.
 
     Parameters

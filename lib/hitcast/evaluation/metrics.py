@@ -84,7 +84,7 @@ def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[best].max())
 
 
-def f1_top_share(y: np.ndarray, p: np.ndarray, groups: np.ndarray, share: float) -> float:
+def f1_top_share(y: np.ndarray, p: np.ndarray, groups: np.ndarray, *, share: float) -> float:
     """F1 when the top ``share`` of each group by score is flagged (``round(share * n)`` rows of a group of n).
 
     The demo's label is rank-based (the top ``features.hit_share`` of a cutoff's cohort), so flagging the

@@ -129,7 +129,7 @@ def breakdown_table(results: Sequence[ModelResult], by: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: Sequence[ModelResult], out_dir: Path, title: str, notes: Sequence[str] = (),
+def write_report(results: Sequence[ModelResult], out_dir: Path, *, title: str, notes: Sequence[str] = (),
                  bins: int = 10) -> Path:
     """Write ``report.md``, the PNG plots and ``results.json`` into ``out_dir``.
 

@@ -33,7 +33,7 @@ class EvaluationSummary:
         return "\n".join([f"evaluation report: {self.report}", *lines])
 
 
-def comparison_notes(results: list[ModelResult], limit: ModelResult | None, limit_reason: str,
+def comparison_notes(results: list[ModelResult], limit: ModelResult | None, *, limit_reason: str,
                      oracle: ModelResult | None = None) -> list[str]:
     """Plain-language findings: who wins on F1 / ROC-AUC, and the gap to the ground-truth limit (and how
     much of it a GBT handed the true latents closes)."""
@@ -74,7 +74,8 @@ def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     log.info("evaluation rows: %d validation, %d test", int((rows["split"] == "validation").sum()),
              int((rows["split"] == "test").sum()))
     variants = [cfg.train.variant] + [v for v in cfg.evaluate.ablations if v != cfg.train.variant]
-    results = [keras_result(spark, cfg, examples, spectrograms, inputs, v, rows) for v in variants]
+    results = [keras_result(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=v,
+                            rows=rows) for v in variants]
     if cfg.evaluate.gbt:
         results.append(gbt_result(cfg, examples, rows))
     truth, reason = load_truth_or_reason(cfg)
@@ -83,17 +84,17 @@ def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
         reason = "the ground truth matches none of the evaluation rows"
     if limit is None:
         log.info("ground-truth limit skipped: %s", reason)
-    oracle = oracle_result(cfg, examples, truth, rows) if limit is not None and cfg.evaluate.oracle else None
+    oracle = oracle_result(cfg, examples, truth, rows=rows) if limit is not None and cfg.evaluate.oracle else None
     for r in [*results, oracle, limit]:
         if r is not None:
             r.metrics["f1_top_share"] = f1_top_share(r.test["is_hit"].to_numpy(), r.test["p"].to_numpy(),
-                                                     r.test["cutoff"].to_numpy(), cfg.features.hit_share)
-    notes = comparison_notes(results, limit, reason, oracle)
+                                                     r.test["cutoff"].to_numpy(), share=cfg.features.hit_share)
+    notes = comparison_notes(results, limit, limit_reason=reason, oracle=oracle)
     for n in notes:
         log.info("%s", n)
     lineage = ", ".join(f"{k} Delta v{v.get('delta_version')}" for k, v in inputs.items())
     shown = results + [r for r in (oracle, limit) if r is not None]
     report = write_report(shown, cfg.path(cfg.paths.reports) / "evaluation",
-                          "hitcast evaluation: demo catalog, time-split test set",
-                          [f"inputs: {lineage}", *notes], cfg.evaluate.calibration_bins)
+                          title="hitcast evaluation: demo catalog, time-split test set",
+                          notes=[f"inputs: {lineage}", *notes], bins=cfg.evaluate.calibration_bins)
     return EvaluationSummary(report, results, limit, notes)

@@ -54,7 +54,7 @@ def input_groups(stats: TabularStats) -> dict[str, list[int]]:
     return groups
 
 
-def neutralise(tab: np.ndarray, stats: TabularStats, features: Sequence[int] = (),
+def neutralise(tab: np.ndarray, stats: TabularStats, *, features: Sequence[int] = (),
                genre: bool = False) -> np.ndarray:
     """A copy of encoded rows with ``features`` (indices) set to "missing" and, with ``genre``, the genre
     set to the unknown bucket; the encoding of :func:`hitcast.model.tabular.encode_tabular`.
@@ -147,7 +147,7 @@ def split_model(model, names: Sequence[str]) -> SplitModel:
     return SplitModel(encoder, keras.Model(inputs=ins, outputs=outputs), width, len(tags))
 
 
-def contributions(split: SplitModel, x: dict[str, np.ndarray], stats: TabularStats,
+def contributions(split: SplitModel, x: dict[str, np.ndarray], *, stats: TabularStats,
                   names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
     """Model outputs and every group's contribution for a batch of encoded inputs.
 
@@ -166,7 +166,7 @@ def contributions(split: SplitModel, x: dict[str, np.ndarray], stats: TabularSta
     variants: list[tuple[str, dict[str, np.ndarray]]] = [("", {})]
     if "tabular" in names:
         for label, idx in input_groups(stats).items():
-            variants.append((label, {"tabular": neutralise(x["tabular"], stats, idx)}))
+            variants.append((label, {"tabular": neutralise(x["tabular"], stats, features=idx)}))
         variants.append((GENRE, {"tabular": neutralise(x["tabular"], stats, genre=True)}))
     feed: dict[str, np.ndarray] = {}
     if "mel" in names:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 
 from hitcast.config import Config, PromoteSection
 from hitcast.errors import HitcastError
@@ -186,12 +186,20 @@ def log_promotion(spark: SparkSession, cfg: Config, summary: PromotionSummary) -
         .save(cfg.table("model_promotions"))
 
 
-def _candidate(spark: SparkSession, cfg: Config, version: str | None) -> tuple[str, Path]:
-    """The named version, or the newest ``candidate`` or ``champion`` of ``cfg.train.variant`` (when that is
-    the champion, no candidate is newer than it: nothing to promote)."""
+def _pick(models: list[Row], cfg: Config, version: str | None) -> tuple[Row, Row | None]:
+    """``(candidate, champion)`` rows of ``models``: the named version, or the newest ``candidate`` or
+    ``champion`` of ``cfg.train.variant`` (when that is the champion, no candidate is newer: nothing to do)."""
+    champion = next((r for r in models if r["role"] == "champion"), None)
     if version:
-        return registry.get_version(spark, cfg, version)
-    return registry.newest_version(spark, cfg, cfg.train.variant, ("candidate", "champion"))
+        named = [r for r in models if r["model_version"] == version]
+        if not named:
+            raise registry.ModelNotFoundError(f"model version '{version}' not found in {cfg.table('models')}")
+        return named[0], champion
+    mine = [r for r in models if r["variant"] == cfg.train.variant and r["role"] in ("candidate", "champion")]
+    if not mine:
+        raise registry.ModelNotFoundError(f"no candidate model of variant '{cfg.train.variant}' in "
+                                          f"{cfg.table('models')}; run jobs/train.py")
+    return max(mine, key=lambda r: (r["created_at"], r["model_version"])), champion
 
 
 def run_promote(spark: SparkSession, cfg: Config, *, version: str | None = None, force: bool = False,
@@ -226,18 +234,17 @@ def run_promote(spark: SparkSession, cfg: Config, *, version: str | None = None,
     if force and not reason:
         raise PromotionError("--force needs --reason TEXT: the reason is recorded in models.role_reason and "
                              "model_promotions")
-    cand_version, cand_path = _candidate(spark, cfg, version)
-    role = registry.model_role(spark, cfg, cand_version)
-    if role == "champion":
+    models = registry.read_models(spark, cfg).select("model_version", "variant", "role", "path", "created_at") \
+        .collect()
+    cand, champ = _pick(models, cfg, version)
+    cand_version, cand_path = cand["model_version"], Path(cand["path"])
+    champ_version, champ_path = (champ["model_version"], Path(champ["path"])) if champ else (None, None)
+    if cand_version == champ_version:
         log.info("model version %s already is the champion", cand_version)
         return PromotionSummary(cand_version, cand_version, False, force, "", 0)
-    if role not in PROMOTABLE and not force:
-        raise PromotionError(f"model version {cand_version} has role {role}, not candidate or archived; "
+    if cand["role"] not in PROMOTABLE and not force:
+        raise PromotionError(f"model version {cand_version} has role {cand['role']}, not candidate or archived; "
                              "jobs/promote.py --force --reason TEXT promotes it anyway")
-    try:
-        champ_version, champ_path = registry.champion_version(spark, cfg)
-    except registry.ModelNotFoundError:
-        champ_version, champ_path = None, None
     rows = promotion_rows(spark, cfg)
     if champ_version is not None and rows.empty and not force:
         raise PromotionError(f"training_examples has no labelled test rows to compare model version {cand_version} "

@@ -119,15 +119,19 @@ def write_version_files(directory: Path, *, stats_json: str, config: Mapping[str
     (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True, default=str))
 
 
-def ensure_role_columns(spark: SparkSession, location: str) -> None:
+def ensure_role_columns(spark: SparkSession, location: str, columns: Sequence[str] | None = None) -> None:
     """Add the :data:`ROLE_COLUMNS` to a ``models`` table written before roles existed (Delta schema
-    evolution); its versions become ``candidate`` (reason "registered before model roles")."""
+    evolution); its versions become ``candidate`` (reason "registered before model roles").
+
+    ``columns``: the table's columns when the caller has read it already.
+    """
     from delta.tables import DeltaTable
 
-    if not table_exists(spark, location):
-        return
-    have = set(spark.read.format("delta").load(location).columns)
-    missing = [c for c in ROLE_COLUMNS if c not in have]
+    if columns is None:
+        if not table_exists(spark, location):
+            return
+        columns = spark.read.format("delta").load(location).columns
+    missing = [c for c in ROLE_COLUMNS if c not in set(columns)]
     if not missing:
         return
     spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
@@ -150,7 +154,10 @@ def read_models(spark: SparkSession, cfg: Config) -> DataFrame:
     location = cfg.table("models")
     if not table_exists(spark, location):
         raise ModelNotFoundError(f"Delta table 'models' not found at {location}; run jobs/train.py first")
-    ensure_role_columns(spark, location)
+    models = spark.read.format("delta").load(location)
+    if all(c in models.columns for c in ROLE_COLUMNS):
+        return models
+    ensure_role_columns(spark, location, models.columns)
     return spark.read.format("delta").load(location)
 
 

@@ -82,7 +82,7 @@ def _take(x: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     return {k: ([v[i] for i in rows] if isinstance(v, list) else v[rows]) for k, v in x.items()}
 
 
-def score_rows(x: dict[str, Any], bundle: Any, split: Any, reasons: int) -> tuple[np.ndarray, np.ndarray, list]:
+def score_rows(x: dict[str, Any], bundle: Any, *, split: Any, reasons: int) -> tuple[np.ndarray, np.ndarray, list]:
     """Hit probability, popularity score (NaN without that head) and the top ``reasons`` of each row.
 
     Returns
@@ -98,7 +98,7 @@ def score_rows(x: dict[str, Any], bundle: Any, split: Any, reasons: int) -> tupl
     if "mel" in feed:
         feed["mel"] = mel_input(feed["mel"], bundle.stats.n_mels, bundle.stats.n_frames).numpy()
     if reasons:
-        out, labels, contrib = contributions(split, feed, bundle.stats, input_names(bundle.variant))
+        out, labels, contrib = contributions(split, feed, stats=bundle.stats, names=input_names(bundle.variant))
         why = top_reasons(labels, contrib, reasons)
     else:
         out, why = {k: v.reshape(-1) for k, v in bundle.call(feed).items()}, [[] for _ in range(n)]
@@ -116,7 +116,7 @@ def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, fu
     why: list = [None] * n
     rows = np.flatnonzero(changed)
     if len(rows):
-        h, p, w = score_rows(_take(x, rows), bundle, split, reasons)
+        h, p, w = score_rows(_take(x, rows), bundle, split=split, reasons=reasons)
         hit[rows], pop[rows] = h, p
         for i, r in zip(rows, w):
             why[i] = r
