@@ -52,11 +52,11 @@ def test_every_catalog_track_is_scored_exactly_once(spark, pipeline):
     assert set(by_track) == set(catalog)
     assert all(len(rows) == 1 for rows in by_track.values()), "a track was scored twice"
     assert not any(math.isnan(row.hit_probability) for row in preds)
-    assert first.scored == len(catalog) and first.table_rows == len(catalog)
+    assert first.tracks == first.rescored == first.table_rows == len(catalog) and first.unchanged == 0
 
 
 def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pipeline):
-    """The Spark path (mapInArrow over repartitioned batches, join back on track_id, MERGE) stores, for
+    """The Spark path (mapInArrow over repartitioned batches, the explaining split model, MERGE) stores, for
     every track, what the model bundle gives for that track's own scoring inputs in one driver call."""
     cfg, _, trained, first = pipeline
     features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_events"),
@@ -64,10 +64,14 @@ def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pi
     inputs = scoring_inputs(features, read_table(spark, cfg, "spectrograms")).toPandas()
     scores = load_bundle(trained.path).predict_pandas(inputs)
     assert scores["hit_probability"].nunique() > len(inputs) // 2      # scores differ between tracks
+    # mode: cold start without engagement before as_of, else no_audio without an ok spectrogram, else full
+    modes = ["cold_start" if c else "no_audio" if s != "ok" else "full"
+             for c, s in zip(inputs["cold_start"], inputs["status"])]
+    assert set(modes) == {"cold_start", "no_audio", "full"}
     expected = [Row(track_id=t, model_version=trained.version, hit_probability=float(h), popularity_score=float(p),
-                    cold_start=bool(c), audio_status=s, as_of=first.as_of)
-                for t, h, p, c, s in zip(inputs["track_id"], scores["hit_probability"], scores["popularity_score"],
-                                         inputs["cold_start"], inputs["status"])]
+                    mode=m, audio_status=s, as_of=first.as_of, run_id=first.run_id)
+                for t, h, p, m, s in zip(inputs["track_id"], scores["hit_probability"], scores["popularity_score"],
+                                         modes, inputs["status"])]
     stored = read_table(spark, cfg, "predictions").select(*expected[0].__fields__)
     assertDataFrameEqual(stored, expected, rtol=1e-6, atol=1e-5)
 
@@ -85,7 +89,7 @@ def test_bad_audio_and_cold_start_tracks_are_scored_with_their_status(spark, pip
     # Cold start exactly when the track has no event before the as-of date.
     seen = tracks_with_events_before(spark, cfg, first.as_of)
     for track_id, row in preds.items():
-        assert row.cold_start == (track_id not in seen), track_id
+        assert (row.mode == "cold_start") == (track_id not in seen), track_id
 
 
 def tracks_with_events_before(spark, cfg, as_of: dt.date) -> set[str]:
@@ -97,15 +101,18 @@ def tracks_with_events_before(spark, cfg, as_of: dt.date) -> set[str]:
 
 def test_rescoring_updates_in_place(spark, pipeline):
     cfg, _, trained, first = pipeline
-    before = {r.track_id: r for r in read_table(spark, cfg, "predictions").collect()}
+    before = read_table(spark, cfg, "predictions").collect()
+    # nothing changed: no track is rescored and the table keeps every row as it was
     again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
-    after = {r.track_id: r for r in read_table(spark, cfg, "predictions").collect()}
-    assert again.table_rows == len(before)
-    assert after.keys() == before.keys()
-    assert all(abs(after[t].hit_probability - before[t].hit_probability) < 1e-6 for t in before)
-    # the matched rows were rewritten by the second run (its scored_at), not left as they were
-    assert {r.scored_at for r in after.values()} == {max(r.scored_at for r in after.values())}
-    assert all(after[t].scored_at > before[t].scored_at for t in before)
+    assert (again.tracks, again.rescored, again.unchanged, again.table_rows) == (len(before), 0, len(before),
+                                                                               len(before))
+    assertDataFrameEqual(read_table(spark, cfg, "predictions"), before, rtol=0, atol=0)
+    # full=True rescores every track in place: the same scores, now from the new run
+    forced = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True)
+    assert (forced.rescored, forced.table_rows) == (len(before), len(before))
+    assertDataFrameEqual(read_table(spark, cfg, "predictions").select("track_id", "hit_probability", "run_id"),
+                         [Row(track_id=r.track_id, hit_probability=r.hit_probability, run_id=forced.run_id)
+                          for r in before], rtol=0, atol=1e-6)
 
 
 def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline):
@@ -113,9 +120,10 @@ def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline
     early = first.as_of - dt.timedelta(days=365)
     s = run_scoring(spark, cfg, version=trained.version, as_of=early)
     preds = read_table(spark, cfg, "predictions").collect()
-    assert s.table_rows == len(preds) == first.scored
+    assert s.table_rows == len(preds) == first.tracks == s.rescored
     assert {r.as_of for r in preds} == {early}
     # a year earlier, exactly the tracks without an event before that date are cold start
     seen = tracks_with_events_before(spark, cfg, early)
-    assert {r.track_id for r in preds if r.cold_start} == {r.track_id for r in preds} - seen
-    assert s.cold_start == len(preds) - len(seen & {r.track_id for r in preds}) > first.cold_start
+    cold = {r.track_id for r in preds} - seen
+    assert {r.track_id for r in preds if r.mode == "cold_start"} == cold
+    assert s.modes["cold_start"] == len(cold) > first.modes["cold_start"]

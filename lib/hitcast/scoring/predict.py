@@ -7,7 +7,7 @@ Per Python worker process the model bundle is loaded once (cached by path, as
 gathered up to :data:`CHUNK` rows per model call, so TensorFlow sees batches of a useful size while a
 worker's memory stays bounded.
 
-Input columns: ``track_id``, ``mode``, ``status`` (the audio status), ``prev_hash`` (the stored
+Input columns: ``track_id``, ``scoring_mode``, ``status`` (the audio status), ``prev_hash`` (the stored
 ``input_hash`` for this model version, or NULL), the model's feature columns and ``genre``, and for audio
 variants ``mel``, ``n_mels``, ``n_frames``. Output: :data:`SCORED_DDL`; an unchanged track comes out as a
 row with ``rescored = false`` and NULL scores (it is counted, never written to ``predictions``).
@@ -126,7 +126,7 @@ def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, fu
         "popularity_score": pa.array(pop, from_pandas=True),
         "predicted_hit": pa.array([bool(v >= bundle.threshold) if c else None for v, c in zip(hit, changed)],
                                   pa.bool_()),
-        "mode": pa.array(pdf["mode"].tolist(), pa.string()),
+        "mode": pa.array(pdf["scoring_mode"].tolist(), pa.string()),
         "audio_status": pa.array(pdf["status"].tolist(), pa.string()),
         "reasons": pa.array(why, pa.list_(pa.struct([("input", pa.string()), ("contribution", pa.float64())]))),
         "input_hash": pa.array(hashes, pa.string()),

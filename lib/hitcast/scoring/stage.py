@@ -112,12 +112,17 @@ def scoring_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
             .withColumn("mel", F.when(F.col("status") == "ok", F.col("mel"))))
 
 
+#: The scoring mode's column in the inputs (``mode`` itself is a model feature: Spotify's major/minor).
+MODE_COLUMN = "scoring_mode"
+
+
 def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
-    """Add ``mode`` (see the module docstring) to :func:`scoring_inputs` rows."""
+    """Add :data:`MODE_COLUMN` (``full``, ``cold_start`` or ``no_audio``, see the module docstring) to
+    :func:`scoring_inputs` rows; it becomes ``predictions.mode``."""
     mode = F.when(F.col("cold_start"), "cold_start")
     if uses_audio:
         mode = mode.when(F.col("status") != "ok", "no_audio")
-    return inputs.withColumn("mode", mode.otherwise("full"))
+    return inputs.withColumn(MODE_COLUMN, mode.otherwise("full"))
 
 
 def with_stored_hash(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:
