@@ -82,8 +82,13 @@ def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_gr
 
 def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
                  inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> ModelResult:
-    """Train (or reuse) the ``variant`` model version and assess it on ``rows``."""
+    """Train (or reuse) the ``variant`` model version and assess it on ``rows``. A variant other than
+    ``train.variant`` is an ablation: its version gets the role ``ablation`` and is never scored by default."""
     out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant)
+    if variant != cfg.train.variant:
+        from hitcast.model.registry import set_role
+
+        set_role(spark, cfg, out.version, "ablation", reason="evaluation ablation")
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
     return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows)
