@@ -13,7 +13,8 @@ Measured at each N (``--rows``, default 20,000 and 100,000), in this order:
 - (s) the best single-process batched inference: the table's data files read with pyarrow in chunks of
   ``--chunk`` rows, ``bundle.call(bundle.inputs(chunk))`` on the same bundle, TensorFlow with two intra-op
   threads; plain (read, encode, call in turn) and pipelined (a thread reads and encodes the next chunk while
-  TensorFlow runs the current one). (s) is the faster of the two. Model load and tracing are not timed.
+  TensorFlow runs the current one). (s) is the faster of the two (the plain one is timed at the first
+  size only, unless ``--plain-every-size``). Model load and tracing are not timed.
 - (k) :func:`hitcast.scoring.stage.score_into` on ``local[2]`` (``partitions`` = default parallelism),
   ``full=True``, into a fresh predictions table made by ``ensure_predictions_table`` (change data feed on),
   end to end: stored-hash join, hashing, the model (and reasons) on the executors, the staged Delta write,
@@ -258,7 +259,7 @@ def stored_run_ids(spark, location: str, run_id: str):
 
 
 def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks: list[int],
-            change_column: str, incremental: bool) -> dict:
+            change_column: str, incremental: bool, plain: bool) -> dict:
     spark, work = bench.spark, bench.work
     reasons_default = int(bench.cfg.score.reasons) or 3
     fig: dict = {"rows": n}
@@ -272,7 +273,7 @@ def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks
     files = data_files(spark, inputs)
     best = None
     for chunk in chunks:
-        for pipelined in (False, True):
+        for pipelined in ((False, True) if plain else (True,)):
             t, rows, mean = single_process(files, bundle, chunk=chunk, pipelined=pipelined)
             assert rows == n, (rows, n)
             name = f"chunk {chunk}, {'pipelined' if pipelined else 'plain'}"
@@ -385,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="champion (default; latest when there is none), latest, or a version")
     parser.add_argument("--chunk", type=int, nargs="+", default=[2048],
                         help="rows per model call in (s) (several: the fastest counts)")
+    parser.add_argument("--plain-every-size", action="store_true",
+                        help="time (s)'s plain variant at every size (default: at the first size only; the "
+                             "pipelined one is the faster)")
     parser.add_argument("--no-incremental", action="store_true", help="skip (i) and (f)")
     parser.add_argument("--work", help="scratch folder (default: a temporary folder, removed at the end)")
     args = parser.parse_args(argv)
@@ -423,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
 
         bench = Bench(spark, cfg, work, model_version, model_path, as_of)
         figs = [measure(bench, bundle, n, base, warm_inputs, chunks=args.chunk, change_column=change_column,
-                        incremental=not args.no_incremental) for n in args.rows]
+                        incremental=not args.no_incremental, plain=args.plain_every_size or i == 0)
+                for i, n in enumerate(args.rows)]
         summary(figs, bench)
     finally:
         spark.stop()

@@ -67,7 +67,7 @@ def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pi
     # mode: cold start without engagement before as_of, else no_audio without an ok spectrogram, else full
     modes = ["cold_start" if c else "no_audio" if s != "ok" else "full"
              for c, s in zip(inputs["cold_start"], inputs["status"])]
-    assert set(modes) == {"cold_start", "no_audio", "full"}
+    assert {"no_audio", "full"} <= set(modes)           # (cold start is checked a year earlier, below)
     expected = [Row(track_id=t, model_version=trained.version, hit_probability=float(h), popularity_score=float(p),
                     mode=m, audio_status=s, as_of=first.as_of, run_id=first.run_id)
                 for t, h, p, m, s in zip(inputs["track_id"], scores["hit_probability"], scores["popularity_score"],
