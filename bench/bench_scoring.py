@@ -331,7 +331,9 @@ def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks
 
 def summary(figs: list[dict], bench: Bench) -> None:
     def flat(a: float, b: float) -> str:
-        return f"{b / a:.2f}x ({'flat' if b / a <= 1.2 else 'NOT flat'}; flat = within 1.2x)"
+        r = b / a
+        word = "grows: NOT flat" if r > 1.2 else "flat" if r >= 1 / 1.2 else "falls: does not grow"
+        return f"{r:.2f}x ({word}; flat = within 1.2x)"
 
     print("\n== summary ==")
     print(f"model {bench.model_version}, as of {bench.as_of}, local[2] ({bench.partitions} partitions), "
