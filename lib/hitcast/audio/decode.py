@@ -12,6 +12,12 @@ Crop and pad policy (every ``ok`` clip has exactly ``round(clip_seconds * sr)`` 
    (``HQ``, as ``librosa.load``'s default ``soxr_hq``).
 4. A file shorter than ``clip_seconds`` but at least ``min_seconds`` long is analysed whole and padded
    with silence (zeros) at the end; shorter than ``min_seconds`` is ``too_short``.
+5. A file that decodes to fewer frames than its header declares is ``truncated``, with one exception: the
+   frame count libsndfile gives for an MP3 is an estimate (from the Xing/LAME header, else the file size),
+   and a whole MP3 may decode up to about an MPEG frame plus the encoder delay short of it (a real
+   5-second MP3 fell 274 frames short). At the end of an MP3, a shortfall of at most
+   :data:`MPEG_SLACK_FRAMES` is that estimate's error, and the decoded length is the file's length; a
+   file cut short loses far more (1 % of a 5-second MP3 is 2,200 frames at 44.1 kHz).
 
 Bad input raises :class:`~hitcast.audio.status.AudioError` with its status; see :mod:`hitcast.audio.status`.
 """
@@ -37,6 +43,9 @@ AudioSource = Union[str, "os.PathLike[str]", bytes, BinaryIO]
 MARGIN_SECONDS = 0.1
 _DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+#: Frames an MP3 may decode short of libsndfile's estimate at its end: two MPEG-1 Layer III frames
+#: (1,152 samples each; 52 ms at 44.1 kHz).
+MPEG_SLACK_FRAMES = 2 * 1152
 
 
 @dataclass(frozen=True)
@@ -102,9 +111,14 @@ def _read_region(f: sf.SoundFile, name: str, dsp: DspSection) -> tuple[np.ndarra
         except (RuntimeError, sf.SoundFileError) as exc:
             raise AudioError(TRUNCATED, f"{name}: decoding failed after frame {a} of {declared} declared "
                                         f"(truncated or corrupt): {exc}") from exc
-        if data.shape[0] < b - a:
-            raise AudioError(TRUNCATED, f"{name}: decoded {a + data.shape[0]} of {declared} declared frames "
-                                        "(truncated or corrupt)")
+        short = (b - a) - data.shape[0]
+        if short > 0:
+            # Only an MP3's length is an estimate, and only its end can fall short of it.
+            slack = MPEG_SLACK_FRAMES if f.format == "MP3" and b == declared else 0
+            if short > slack:
+                raise AudioError(TRUNCATED, f"{name}: decoded {a + data.shape[0]} of {declared} declared frames "
+                                            "(truncated or corrupt)")
+            duration = (a + data.shape[0]) / src_sr
         return data, start, a, duration
     # Length unknown: read sequentially up to the cap, then crop in memory.
     try:
