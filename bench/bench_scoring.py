@@ -4,9 +4,10 @@ single-process batched inference, with and without reasons, and an incremental r
 
 Inputs, the same for every measurement: the demo's scoring inputs (after ``make demo``: the ``catalog``,
 ``engagement_events`` and ``spectrograms`` tables and the champion model; ``latest`` with a note when there is
-no champion), built as scoring builds them (``features_as_of`` -> ``scoring_inputs`` -> ``with_mode``),
-replicated to N rows with distinct ``track_id`` (``<track_id>-r<k>``) and materialised once per N to a Delta
-table in a scratch folder. Every measurement reads that table, with the same model version.
+no champion), built as scoring builds them (``features_as_of`` -> ``light_inputs`` -> ``with_mode``), replicated to N
+rows with distinct ``track_id`` (``<track_id>-r<k>``), with their spectrogram rows replicated alike, and
+materialised once per N to Delta tables in a scratch folder: the light rows, the spectrograms, and the two
+joined (what the model reads, for (s)). Every measurement reads those tables, with the same model version.
 
 Measured at each N (``--rows``, default 20,000 and 100,000), in this order:
 
@@ -15,10 +16,10 @@ Measured at each N (``--rows``, default 20,000 and 100,000), in this order:
   threads; plain (read, encode, call in turn) and pipelined (a thread reads and encodes the next chunk while
   TensorFlow runs the current one). (s) is the faster of the two (the plain one is timed at the first
   size only, unless ``--plain-every-size``). Model load and tracing are not timed.
-- (k) :func:`hitcast.scoring.stage.score_into` on ``local[2]`` (``partitions`` = default parallelism),
-  ``full=True``, into a fresh predictions table made by ``ensure_predictions_table`` (change data feed on),
-  end to end: stored-hash join, hashing, the model (and reasons) on the executors, the staged Delta write,
-  the counts and the MERGE. (k0) without reasons, (k3) with 3. Each timed run follows a small untimed
+- (k) :func:`hitcast.scoring.stage.score_into` on ``local[2]``, ``full=True``, into a fresh predictions
+  table made by ``ensure_predictions_table`` (change data feed on), end to end: source fingerprints and
+  the stored-hash join, the mel bytes joined from the spectrogram table, input hashing, the model (and
+  reasons) on the executors, the staged Delta write, the counts and the MERGE. (k0) without reasons, (k3) with 3. Each timed run follows a small untimed
   run, so the Python workers have TensorFlow and the model loaded, as in a long-lived session (the first
   warm-up's time, the cold worker start, is printed). Peak RSS of the Python workers (VmRSS from /proc,
   :mod:`rss`) is sampled during each.
@@ -70,8 +71,8 @@ from hitcast.features.examples import features_as_of  # noqa: E402
 from hitcast.model.architecture import input_names  # noqa: E402
 from hitcast.model.bundle import load_bundle, resolve_model  # noqa: E402
 from hitcast.model.registry import ModelNotFoundError  # noqa: E402
-from hitcast.scoring.stage import (default_as_of, ensure_predictions_table, model_variant, score_into,  # noqa: E402
-                                   scoring_inputs, with_mode)
+from hitcast.scoring.inputs import light_inputs, with_mel, with_mode  # noqa: E402
+from hitcast.scoring.stage import default_as_of, ensure_predictions_table, model_variant, score_into  # noqa: E402
 from hitcast.spark import build_session  # noqa: E402
 from hitcast.tables import read_table  # noqa: E402
 from rss import RssSampler  # noqa: E402
@@ -101,27 +102,51 @@ def resolve(spark, cfg: Config, version: str) -> tuple[str, Path]:
 
 
 def demo_inputs(spark, cfg: Config, *, as_of: dt.date, uses_audio: bool):
-    """The demo's scoring inputs, as ``run_scoring`` builds them (features straight from
+    """The demo's light scoring inputs (no mel bytes), as ``run_scoring`` builds them (features straight from
     ``features_as_of``, so the demo's ``scoring_features`` table is not written)."""
     catalog = read_table(spark, cfg, "catalog")
     events = read_table(spark, cfg, "engagement_events")
     spectrograms = read_table(spark, cfg, "spectrograms")
     return (features_as_of(catalog, events, as_of=as_of, cfg=cfg)
-            .transform(lambda df: scoring_inputs(df, spectrograms))
+            .transform(lambda df: light_inputs(df, spectrograms))
             .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
 
 
-def replicate(spark, base_path: str, n: int, out: str) -> None:
-    """``n`` rows cycling over the base table's rows, ``track_id`` made distinct, written once to ``out``."""
+@dataclasses.dataclass
+class Inputs:
+    """One catalog size's materialised inputs: light rows, spectrograms, and the two joined (for (s))."""
+
+    light: str
+    spectrograms: str
+    joined: str
+
+    def remove(self) -> None:
+        for path in (self.light, self.spectrograms, self.joined):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def replicate(spark, base_path: str, spec_path: str, n: int, out: str) -> Inputs:
+    """``n`` rows cycling over the base table's rows, ``track_id`` made distinct (``<id>-r<k>``), and their
+    spectrogram rows, each written once under ``out``; also the joined table (:func:`scoring_inputs`)."""
     base = spark.read.format("delta").load(base_path)
     b = base.count()
     copies = math.ceil(n / b)
     idx = base.withColumn("_i", F.row_number().over(Window.orderBy("track_id")) - 1)
     rows = (idx.crossJoin(spark.range(copies).withColumnRenamed("id", "_k"))
             .where(F.col("_k") * b + F.col("_i") < n)
+            .withColumn("_orig", F.col("track_id"))
             .withColumn("track_id", F.concat(F.col("track_id"), F.lit("-r"), F.col("_k").cast("string")))
             .drop("_i", "_k"))
-    rows.repartition(max(2, math.ceil(n / 25_000))).write.format("delta").mode("overwrite").save(out)
+    parts = max(2, math.ceil(n / 25_000))
+    made = Inputs(f"{out}/light", f"{out}/spectrograms", f"{out}/joined")
+    rows.drop("_orig").repartition(parts).write.format("delta").mode("overwrite").save(made.light)
+    spec = spark.read.format("delta").load(spec_path)
+    (rows.select("track_id", "_orig").join(spec.withColumnRenamed("track_id", "_orig"), "_orig")
+     .drop("_orig").repartition(parts).write.format("delta").mode("overwrite").save(made.spectrograms))
+    light = spark.read.format("delta").load(made.light)
+    with_mel(light, spark.read.format("delta").load(made.spectrograms), broadcast=False) \
+        .repartition(parts).write.format("delta").mode("overwrite").save(made.joined)
+    return made
 
 
 def changed_flag():
@@ -226,24 +251,25 @@ class Bench:
             self.cfg.paths, warehouse=str(self.work / f"predictions{self.tables}")))
         return ensure_predictions_table(self.spark, cfg)
 
-    def run(self, inputs: str, location: str, *, reasons: int, full: bool, label: str,
+    def run(self, inputs: Inputs, location: str, *, reasons: int, full: bool, label: str,
             sample: bool = True) -> Stage:
         run_id = f"bench-{label}-{time.time_ns()}"
-        df = self.spark.read.format("delta").load(inputs)
+        df = self.spark.read.format("delta").load(inputs.light)
+        spec = self.spark.read.format("delta").load(inputs.spectrograms)
         sampler = RssSampler(period=0.2)
         if sample:
             sampler.start()
         t0 = time.perf_counter()
-        counts = score_into(self.spark, df, location=location, model_version=self.model_version,
+        counts = score_into(self.spark, df, spectrograms=spec, location=location, model_version=self.model_version,
                             model_path=self.model_path, as_of=self.as_of, run_id=run_id, scored_at=now(),
-                            partitions=self.partitions, reasons=reasons, full=full,
+                            reasons=reasons, full=full, broadcast_rows=self.cfg.score.broadcast_max_rows,
                             staging=str(self.work / "staging"))
         seconds = time.perf_counter() - t0
         if sample:
             sampler.stop()
         return Stage(seconds, counts, run_id, sampler.max_mib, len(sampler.workers), sampler.peak["jvm"], load())
 
-    def warm(self, warm_inputs: str, *, reasons: int) -> None:
+    def warm(self, warm_inputs: Inputs, *, reasons: int) -> None:
         """An untimed small run, so the Python workers have TensorFlow and the model loaded (they are
         reclaimed after a minute idle)."""
         t0 = time.perf_counter()
@@ -258,19 +284,19 @@ def stored_run_ids(spark, location: str, run_id: str):
     return spark.read.format("delta").load(location).where(F.col("run_id") == run_id).select("track_id")
 
 
-def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks: list[int],
+def measure(bench: Bench, bundle, n: int, base: str, spec: str, warm_inputs: Inputs, *, chunks: list[int],
             change_column: str, incremental: bool, plain: bool) -> dict:
     spark, work = bench.spark, bench.work
     reasons_default = int(bench.cfg.score.reasons) or 3
     fig: dict = {"rows": n}
     print(f"\n== {n:,} rows ==", flush=True)
-    inputs = str(work / f"inputs{n}")
     t0 = time.perf_counter()
-    replicate(spark, base, n, inputs)
-    print(f"materialised {n:,} rows to {inputs} in {time.perf_counter() - t0:.1f} s (not timed below)", flush=True)
+    inputs = replicate(spark, base, spec, n, str(work / f"inputs{n}"))
+    print(f"materialised {n:,} rows to {work / f'inputs{n}'} in {time.perf_counter() - t0:.1f} s (not timed below)",
+          flush=True)
 
-    # (s) single process, the same rows, the same bundle.
-    files = data_files(spark, inputs)
+    # (s) single process, the same rows joined with their spectrograms, the same bundle.
+    files = data_files(spark, inputs.joined)
     best = None
     for chunk in chunks:
         for pipelined in ((False, True) if plain else (True,)):
@@ -306,11 +332,11 @@ def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks
     fig.update(k0=k0, k3=k3)
 
     if incremental:
-        changed = str(work / f"changed{n}")
-        n_changed = write_changed(spark, inputs, changed, change_column)
+        changed = dataclasses.replace(inputs, light=str(work / f"changed{n}"))
+        n_changed = write_changed(spark, inputs.light, changed.light, change_column)
         bench.warm(warm_inputs, reasons=reasons_default)
         inc = bench.run(changed, k3_table, reasons=reasons_default, full=False, label=f"i-{n}")
-        want = spark.read.format("delta").load(changed).where(changed_flag()).select("track_id")
+        want = spark.read.format("delta").load(changed.light).where(changed_flag()).select("track_id")
         got = stored_run_ids(spark, k3_table, inc.run_id)
         exact = (inc.rescored == n_changed and got.count() == n_changed
                  and want.exceptAll(got).count() == 0 and got.exceptAll(want).count() == 0)
@@ -324,8 +350,8 @@ def measure(bench: Bench, bundle, n: int, base: str, warm_inputs: str, *, chunks
         print(f"(i)/(f) time: {100 * inc.seconds / full.seconds:.1f}% (target <= 10% at 100,000 tracks); "
               f"(i)/(k3, first run into an empty table): {100 * inc.seconds / k3.seconds:.1f}%", flush=True)
         fig.update(i=inc, f=full, n_changed=n_changed, exact=exact)
-        shutil.rmtree(changed, ignore_errors=True)
-    shutil.rmtree(inputs, ignore_errors=True)
+        shutil.rmtree(changed.light, ignore_errors=True)
+    inputs.remove()
     return fig
 
 
@@ -336,7 +362,7 @@ def summary(figs: list[dict], bench: Bench) -> None:
         return f"{r:.2f}x ({word}; flat = within 1.2x)"
 
     print("\n== summary ==")
-    print(f"model {bench.model_version}, as of {bench.as_of}, local[2] ({bench.partitions} partitions), "
+    print(f"model {bench.model_version}, as of {bench.as_of}, local[2] (default parallelism {bench.partitions}), "
           f"{os.cpu_count()} cores; cold worker start (first warm-up) {bench.cold_start or float('nan'):.1f} s")
     head = (f"{'rows':>8} {'(s) s':>8} {'(s) r/s':>8} {'(k0) s':>8} {'(k0) r/s':>9} {'(k3) s':>8} "
             f"{'k0/s':>6} {'k3/k0':>6} {'(s) ms/t':>9} {'k0 ms/t':>8} {'k3 ms/t':>8} {'RSS k0':>7} {'RSS k3':>7} "
@@ -418,17 +444,17 @@ def main(argv: list[str] | None = None) -> int:
         base = str(work / "base")
         demo_inputs(spark, cfg, as_of=as_of, uses_audio=uses_audio).write.format("delta").mode("overwrite").save(base)
         n_base = spark.read.format("delta").load(base).count()
-        warm_inputs = str(work / "warm")
-        replicate(spark, base, WARM_ROWS, warm_inputs)
+        spec = cfg.table("spectrograms")
+        warm_inputs = replicate(spark, base, spec, WARM_ROWS, str(work / "warm"))
         print(f"demo scoring inputs: {n_base} tracks, replicated to {', '.join(f'{n:,}' for n in args.rows)} rows",
               flush=True)
         # Trace (s)'s tf.function, untimed: two batch sizes, so the shape-relaxed trace every later call reuses
         # exists (reduce_retracing).
         for chunk in (WARM_ROWS, WARM_ROWS // 2 + 1):
-            single_process(data_files(spark, warm_inputs), bundle, chunk=chunk, pipelined=False)
+            single_process(data_files(spark, warm_inputs.joined), bundle, chunk=chunk, pipelined=False)
 
         bench = Bench(spark, cfg, work, model_version, model_path, as_of)
-        figs = [measure(bench, bundle, n, base, warm_inputs, chunks=args.chunk, change_column=change_column,
+        figs = [measure(bench, bundle, n, base, spec, warm_inputs, chunks=args.chunk, change_column=change_column,
                         incremental=not args.no_incremental, plain=args.plain_every_size or i == 0)
                 for i, n in enumerate(args.rows)]
         summary(figs, bench)

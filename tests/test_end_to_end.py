@@ -18,7 +18,8 @@ from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
 from hitcast.model.promote import run_promote
 from hitcast.model.training import table_inputs, train_model
-from hitcast.scoring.stage import run_scoring, scoring_inputs
+from hitcast.scoring.inputs import scoring_inputs
+from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
 

@@ -21,7 +21,8 @@ from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
 from hitcast.model.training import run_training
-from hitcast.scoring.stage import run_scoring, scoring_inputs
+from hitcast.scoring.inputs import scoring_inputs
+from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
 

@@ -8,7 +8,8 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from hitcast.schemas import SPECTROGRAMS
-from hitcast.scoring.stage import SPEC_COLUMNS, default_as_of, scoring_inputs
+from hitcast.scoring.inputs import SPEC_COLUMNS, scoring_inputs
+from hitcast.scoring.stage import default_as_of
 from hitcast.scoring.summary import PipelineSummary, find_test_metrics
 
 
@@ -66,3 +67,38 @@ def test_evaluation_of_picks_the_scoring_models_test_figures(tmp_path):
     assert find_test_metrics(evaluation_of(tmp_path, "fused-1")) == {"f1": 0.7, "roc_auc": 0.9}
     assert evaluation_of(tmp_path, "fused-2") == {}
     assert evaluation_of(tmp_path / "absent", "fused-1") == {}
+
+
+def test_with_mel_gives_the_same_rows_broadcast_or_shuffled(spark):
+    from hitcast.scoring.inputs import light_inputs, with_mel
+
+    features = spark.createDataFrame([("a", 1.0), ("b", None), ("c", 3.0)], "track_id string, plays_7d double")
+    spec = spark.createDataFrame([_spec_row("a", "ok", bytes(range(6))),
+                                  _spec_row("b", "too_short", bytes(6))], SPECTROGRAMS)
+    light = light_inputs(features, spec)
+    assert "mel" not in light.columns
+    row = Row("track_id", "plays_7d", "status", "content_hash", "dsp_version", "mel", "n_mels", "n_frames")
+    want = [row("a", 1.0, "ok", "h", "v1", bytearray(range(6)), 2, 3),
+            row("b", None, "too_short", "h", "v1", None, 2, 3),
+            row("c", 3.0, "no_spectrogram", None, None, None, None, None)]
+    for broadcast in (True, False):
+        assertDataFrameEqual(with_mel(light, spec, broadcast=broadcast).select(*row), want)
+
+
+def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
+    from hitcast.scoring.inputs import with_source_hash
+
+    schema = "track_id string, plays_7d double, genre string, content_hash string, dsp_version string"
+    base = [("a", 1.0, "pop", "h1", "v1"), ("b", None, "rock", "h2", "v1")]
+    hashes = {r.track_id: r.source_hash for r in with_source_hash(spark.createDataFrame(base, schema)).collect()}
+    assert all(len(h) == 32 for h in hashes.values())
+    cases = {"same rows, other order": [base[1], base[0]],
+             "one play more": [("a", 2.0, "pop", "h1", "v1"), base[1]],
+             "new audio file": [base[0], ("b", None, "rock", "h3", "v1")],
+             "other DSP settings": [base[0], ("b", None, "rock", "h2", "v2")],
+             "a value where there was none": [base[0], ("b", 0.0, "rock", "h2", "v1")]}
+    changed = {name: sorted(r.track_id for r in with_source_hash(spark.createDataFrame(rows, schema)).collect()
+                            if r.source_hash != hashes[r.track_id])
+               for name, rows in cases.items()}
+    assert changed == {"same rows, other order": [], "one play more": ["a"], "new audio file": ["b"],
+                       "other DSP settings": ["b"], "a value where there was none": ["b"]}

@@ -101,6 +101,10 @@ class IngestSection:
     now: str
     catalog_required: list[str]
     events_column_mapping: dict[str, str]
+    #: An event profile (``conf/events-<name>.yaml``, or a file): how an export maps onto the contract.
+    events_profile: str
+    #: Derive catalog rows (no audio) from the events for tracks the catalog lacks.
+    derive_catalog: bool
     events_partition_by: list[str]
     csv_options: dict[str, str]
 
@@ -192,7 +196,7 @@ class ScoreSection:
     model_version: str
     #: ISO date the features are computed as of; empty = the day after the last event.
     as_of: str
-    partitions_per_core: int
+    broadcast_max_rows: int
     reasons: int
     history_days: int
 
@@ -204,6 +208,25 @@ class PromoteSection:
 
     margin_roc_auc: float
     margin_f1: float
+
+
+@dataclass
+class SqlSection:
+    """The analysts' SQL endpoint: Spark's Thrift JDBC/ODBC server (:mod:`hitcast.sql`)."""
+
+    host: str
+    port: int
+    tables_database: str
+    views_database: str
+    private_tables: list[str]
+    private_columns: list[str]
+    top_n: int
+    master: str
+    driver_memory: str
+    metastore_dir: str
+    start_timeout_s: int
+    hiveconf: dict[str, Any]
+    conf: dict[str, Any]
 
 
 @dataclass
@@ -220,6 +243,7 @@ class Config:
     evaluate: EvaluateSection
     score: ScoreSection
     promote: PromoteSection
+    sql: SqlSection
     #: The file this configuration was loaded from (for lineage).
     source: str = ""
 

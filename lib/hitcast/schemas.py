@@ -56,6 +56,7 @@ CATALOG = StructType([
     StructField("source_file", StringType()),
     StructField("ingested_at", TimestampType()),
     StructField("record_hash", StringType()),        # sha256 of the contract columns (change detection)
+    StructField("derived_from_logs", BooleanType()), # True: derived from the events (ingest.derive_catalog)
 ])
 
 ENGAGEMENT_EVENTS = StructType([
@@ -119,6 +120,7 @@ PREDICTIONS = StructType([
     StructField("reasons", ArrayType(StructType([StructField("input", StringType()),
                                                  StructField("contribution", DoubleType())]))),
     StructField("input_hash", StringType()),          # hash of exactly what the model saw
+    StructField("source_hash", StringType()),         # hash of what that input was made from (features, audio id)
     StructField("as_of", DateType()),
     StructField("run_id", StringType()),
     StructField("scored_at", TimestampType()),

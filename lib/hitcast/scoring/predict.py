@@ -7,9 +7,9 @@ Per Python worker process the model bundle is loaded once (cached by path, as
 gathered up to :data:`CHUNK` rows per model call, so TensorFlow sees batches of a useful size while a
 worker's memory stays bounded.
 
-Input columns: ``track_id``, ``scoring_mode``, ``status`` (the audio status), ``prev_hash`` (the stored
-``input_hash`` for this model version, or NULL), the model's feature columns and ``genre``, and for audio
-variants ``mel``, ``n_mels``, ``n_frames``. Output: :data:`SCORED_DDL`; an unchanged track comes out as a
+Input columns: ``track_id``, ``scoring_mode``, ``status`` (the audio status), ``source_hash`` (passed
+through), ``prev_hash`` (the stored ``input_hash`` for this model version, or NULL), the model's feature
+columns and ``genre``, and for audio variants ``mel``, ``n_mels``, ``n_frames``. Output: :data:`SCORED_DDL`; an unchanged track comes out as a
 row with ``rescored = false`` and NULL scores (it is counted, never written to ``predictions``).
 """
 from __future__ import annotations
@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 SCORED_DDL = ("track_id string, hit_probability double, popularity_score double, predicted_hit boolean, "
               "mode string, audio_status string, reasons array<struct<input:string,contribution:double>>, "
-              "input_hash string, rescored boolean")
+              "input_hash string, source_hash string, rescored boolean")
 _LOADED: dict[str, Any] = {}
 
 
 def _loaded(path: str) -> tuple[Any, Any]:
     """``(bundle, split model)`` for the model at ``path``, loaded once per Python process."""
     if path not in _LOADED:
+        _set_threads()
         from hitcast.model.architecture import input_names
         from hitcast.model.bundle import load_bundle
         from hitcast.model.explain import split_model
@@ -43,6 +44,22 @@ def _loaded(path: str) -> tuple[Any, Any]:
         _LOADED[path] = (bundle, split_model(bundle.model, input_names(bundle.variant)))
         log.info("loaded model bundle %s in worker", path)
     return _LOADED[path]
+
+
+def _set_threads() -> None:
+    """One TensorFlow thread pool per task's cores (``spark.task.cpus``): Spark already runs one Python
+    worker per core, and TensorFlow's default (every core in every worker) oversubscribes them."""
+    import tensorflow as tf
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(ctx.cpus()))
+        tf.config.threading.set_inter_op_parallelism_threads(int(ctx.cpus()))
+    except RuntimeError:  # TensorFlow already initialised in this worker: keep its pools
+        log.debug("TensorFlow thread pools already set in this worker")
 
 
 def encode(pdf: pd.DataFrame, bundle: Any) -> tuple[dict[str, Any], list[str]]:
@@ -130,6 +147,7 @@ def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, fu
         "audio_status": pa.array(pdf["status"].tolist(), pa.string()),
         "reasons": pa.array(why, pa.list_(pa.struct([("input", pa.string()), ("contribution", pa.float64())]))),
         "input_hash": pa.array(hashes, pa.string()),
+        "source_hash": pa.array(pdf["source_hash"].tolist(), pa.string()),
         "rescored": pa.array(changed.tolist(), pa.bool_()),
     })
 

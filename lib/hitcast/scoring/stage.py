@@ -4,17 +4,21 @@
 Shape of the work::
 
     catalog ─┐
-    events ──┴─ scoring_features(as_of) ─┐                       (reused when catalog and events are unchanged)
-    spectrograms (status, mel) ──────────┼─ left joins on track_id ─ mapInArrow(hash, score, reasons)
-    predictions (stored input_hash) ─────┘        └─ staged once ─ MERGE the rescored rows ─ run log
+    events ──┴─ scoring_features(as_of) ─┐          (reused when catalog and events are unchanged)
+    spectrograms (status, content_hash) ─┼─ light inputs ─ source_hash ─ changed? ─┐
+    predictions (stored hashes) ─────────┘                                        │
+    spectrograms (mel bytes, changed tracks only) ─ mapInArrow(input_hash, score, reasons)
+                                                    └─ staged once ─ MERGE the rescored rows ─ run log
 
 - Features come from the same function that builds ``training_examples`` (no train/serve drift).
 - ``mode``: ``cold_start`` when the track has no engagement before ``as_of`` (its engagement features are
   NULL and the model's missing-value indicators say so), else ``no_audio`` when the model reads audio and
   the track has no ``ok`` spectrogram (``audio_status`` says why), else ``full``.
-- Incremental by default: the executors hash exactly what the model would see for each track and call the
-  model only where the hash differs from the stored row's ``input_hash`` (``full=True`` rescores all).
-  Only rescored rows reach the MERGE, so it updates exactly those rows.
+- Incremental by default, in two steps: Spark skips the tracks whose ``source_hash`` (a fingerprint of
+  their features and audio) is unchanged (:mod:`hitcast.scoring.inputs`); the executors hash exactly what
+  the model would see for the rest and call the model only where that differs from the stored
+  ``input_hash`` (``full=True`` rescores all). Only rescored rows reach the MERGE, so it updates exactly
+  those rows.
 - ``predictions`` has the change data feed on and keeps ``score.history_days`` of history for as-of queries.
 """
 from __future__ import annotations
@@ -34,15 +38,13 @@ from hitcast.errors import HitcastError
 from hitcast.schemas import PREDICTIONS
 from hitcast.scoring import runlog
 from hitcast.scoring.featurecache import scoring_features
+from hitcast.scoring.inputs import (MODE_COLUMN, light_inputs, with_mel, with_mode, with_source_hash,
+                                    with_stored_hashes)
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions
 from hitcast.tables import merge_upsert, read_table, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
-#: ``audio_status`` for a catalog track that has no row in ``spectrograms`` at all.
-NO_SPECTROGRAM = "no_spectrogram"
-#: Spectrogram columns the model reads.
-SPEC_COLUMNS = ["mel", "n_mels", "n_frames", "status"]
 #: Tables a run reads, whose versions the run log records.
 SOURCES = ("catalog", "engagement_events", "spectrograms", "predictions")
 
@@ -90,48 +92,6 @@ def default_as_of(events: DataFrame) -> dt.date:
     return last.date() + dt.timedelta(days=1)
 
 
-def scoring_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
-    """Attach each track's spectrogram (if any) to its features.
-
-    Parameters
-    ----------
-    features : DataFrame
-        One row per catalog track: ``track_id``, ``cold_start``, ``genre`` and the numeric features.
-    spectrograms : DataFrame
-        ``hitcast.schemas.SPECTROGRAMS``.
-
-    Returns
-    -------
-    DataFrame
-        ``features`` plus ``mel`` (binary, null unless status is ``ok``), ``n_mels``, ``n_frames`` and
-        ``status`` (``no_spectrogram`` when the track has no spectrogram row).
-    """
-    spec = spectrograms.select("track_id", *SPEC_COLUMNS)
-    return (features.join(spec, "track_id", "left")
-            .withColumn("status", F.coalesce(F.col("status"), F.lit(NO_SPECTROGRAM)))
-            .withColumn("mel", F.when(F.col("status") == "ok", F.col("mel"))))
-
-
-#: The scoring mode's column in the inputs (``mode`` itself is a model feature: Spotify's major/minor).
-MODE_COLUMN = "scoring_mode"
-
-
-def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
-    """Add :data:`MODE_COLUMN` (``full``, ``cold_start`` or ``no_audio``, see the module docstring) to
-    :func:`scoring_inputs` rows; it becomes ``predictions.mode``."""
-    mode = F.when(F.col("cold_start"), "cold_start")
-    if uses_audio:
-        mode = mode.when(F.col("status") != "ok", "no_audio")
-    return inputs.withColumn(MODE_COLUMN, mode.otherwise("full"))
-
-
-def with_stored_hash(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:
-    """Add ``prev_hash``: the ``input_hash`` stored for the track in ``stored`` (one model's predictions)."""
-    if stored is None:
-        return inputs.withColumn("prev_hash", F.lit(None).cast("string"))
-    return inputs.join(stored.select("track_id", F.col("input_hash").alias("prev_hash")), "track_id", "left")
-
-
 def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
     """Create ``predictions`` (change data feed on, ``score.history_days`` of history) if absent; check the
     schema and the retention of an existing one. Returns its location.
@@ -171,43 +131,85 @@ def model_variant(path: Path) -> str:
     return json.loads((Path(path) / "stats.json").read_text())["extra"]["variant"]
 
 
-def score_inputs(inputs: DataFrame, *, model_path: str, partitions: int, reasons: int, full: bool) -> DataFrame:
-    """Run the model over ``inputs`` (:func:`scoring_inputs` + ``mode`` + ``prev_hash``) on the executors.
+def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
+                     full: bool, broadcast: bool) -> DataFrame:
+    """Attach the mel bytes to ``candidates`` and run the model over them on the executors.
+
+    Parameters
+    ----------
+    candidates : DataFrame
+        :func:`hitcast.scoring.inputs.light_inputs` rows with ``scoring_mode``, ``source_hash`` and
+        ``prev_hash``.
+    broadcast
+        Broadcast ``candidates`` to the spectrogram scan (see :func:`hitcast.scoring.inputs.with_mel`).
 
     Returns
     -------
     DataFrame
-        :data:`hitcast.scoring.predict.SCORED_DDL`, one row per input track.
+        :data:`hitcast.scoring.predict.SCORED_DDL`, one row per candidate.
     """
-    return inputs.repartition(partitions).mapInArrow(predict_partitions(model_path, reasons=reasons, full=full),
-                                                     SCORED_DDL)
+    fed = with_mel(candidates, spectrograms, broadcast=broadcast)
+    return fed.mapInArrow(predict_partitions(model_path, reasons=reasons, full=full), SCORED_DDL)
 
 
-def score_into(spark: SparkSession, inputs: DataFrame, *, location: str, model_version: str, model_path: str,
-               as_of: dt.date, run_id: str, scored_at: dt.datetime, partitions: int, reasons: int, full: bool,
-               staging: str) -> dict[tuple[bool, str], int]:
-    """Score ``inputs`` (:func:`scoring_inputs` + ``mode``) against the rows ``location`` holds for
-    ``model_version``, and MERGE the rescored rows into it.
+def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFrame, location: str,
+               model_version: str, model_path: str, as_of: dt.date, run_id: str, scored_at: dt.datetime,
+               reasons: int, full: bool, staging: str, broadcast_rows: int) -> dict[tuple[bool, str], int]:
+    """Score ``inputs`` against the rows ``location`` holds for ``model_version``, and MERGE the rescored
+    rows into it.
 
-    The scored rows are written once to the Delta table ``staging`` (the model runs once per track); the
-    counts and the MERGE read them from there.
+    1. Each track's ``source_hash`` is compared with the stored one in Spark; equal means unchanged (see
+       :mod:`hitcast.scoring.inputs`), and the track goes no further. ``full`` sends every track on.
+    2. The other tracks get their mel bytes and go to the executors' model, which compares
+       ``input_hash`` and scores (and explains) the tracks whose input changed.
+    3. The scored rows are written once to the Delta table ``staging``; the counts and the MERGE read
+       them from there, so the model runs once per track.
+
+    Parameters
+    ----------
+    inputs : DataFrame
+        :func:`hitcast.scoring.inputs.light_inputs` rows with ``scoring_mode`` (no mel bytes).
+    spectrograms : DataFrame
+        ``hitcast.schemas.SPECTROGRAMS``: where the mel bytes come from.
+    broadcast_rows
+        Up to this many tracks to rescore, they are broadcast to the spectrogram scan (no shuffle of
+        mel bytes); more take a shuffle join.
 
     Returns
     -------
     dict
         ``{(rescored, mode): tracks}`` over every input track.
     """
+    from pyspark import StorageLevel
+
     stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
-    scored = (inputs
-              .transform(lambda df: with_stored_hash(df, stored))
-              .transform(lambda df: score_inputs(df, model_path=model_path, partitions=partitions,
-                                                 reasons=reasons, full=full))
-              .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
-              .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
-    scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
+    candidate = F.lit(True) if full else (F.col("prev_source").isNull()
+                                          | (F.col("prev_source") != F.col("source_hash")))
+    light = (inputs.transform(with_source_hash)
+             .transform(lambda df: with_stored_hashes(df, stored))
+             .withColumn("candidate", candidate)
+             .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        planned = {(bool(r["candidate"]), r[MODE_COLUMN]): int(r["count"])
+                   for r in light.groupBy("candidate", MODE_COLUMN).count().collect()}
+        counts = {(False, mode): n for (cand, mode), n in planned.items() if not cand}
+        n_candidates = sum(n for (cand, _), n in planned.items() if cand)
+        log.info("%d of %d tracks have changed sources%s; sending them to the model", n_candidates,
+                 sum(planned.values()), " (full run)" if full else "")
+        if not n_candidates:
+            return counts
+        scored = (light.where("candidate").drop("candidate", "prev_source")
+                  .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, reasons=reasons,
+                                                         full=full, broadcast=n_candidates <= broadcast_rows))
+                  .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
+                  .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
+        scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
+    finally:
+        light.unpersist()
     scored = spark.read.format("delta").load(staging)
-    counts = {(bool(r["rescored"]), r["mode"]): int(r["count"])
-              for r in scored.groupBy("rescored", "mode").count().collect()}
+    for r in scored.groupBy("rescored", "mode").count().collect():
+        key = (bool(r["rescored"]), r["mode"])
+        counts[key] = counts.get(key, 0) + int(r["count"])
     if any(rescored for rescored, _ in counts):
         merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
                      keys=["track_id", "model_version"])
@@ -245,16 +247,16 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
         as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
     features, reused = scoring_features(spark, cfg, catalog=catalog, events=events, as_of=as_of, versions=versions)
     location = ensure_predictions_table(spark, cfg)
-    partitions = max(1, spark.sparkContext.defaultParallelism * cfg.score.partitions_per_core)
     n_reasons = cfg.score.reasons if reasons is None else reasons
     uses_audio = "mel" in input_names(model_variant(model_path))
-    log.info("scoring the catalog as of %s with model %s (%d partitions, %s, %d reasons)", as_of, model_version,
-             partitions, "full" if full else "incremental", n_reasons)
-    inputs = (features.transform(lambda df: scoring_inputs(df, spectrograms))
+    log.info("scoring the catalog as of %s with model %s (%s, %d reasons)", as_of, model_version,
+             "full" if full else "incremental", n_reasons)
+    inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
-    counts = score_into(spark, inputs, location=location, model_version=model_version, model_path=str(model_path),
-                        as_of=as_of, run_id=run_id, scored_at=started, partitions=partitions, reasons=n_reasons,
-                        full=full, staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
+    counts = score_into(spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
+                        model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started,
+                        reasons=n_reasons, full=full, broadcast_rows=cfg.score.broadcast_max_rows,
+                        staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
     modes = {m: n for (rescored, m), n in counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)

@@ -1,0 +1,106 @@
+"""What the model sees for each catalog track, built in two steps so that incremental runs stay cheap.
+
+1. :func:`light_inputs`: features + the spectrogram's ``status``, ``content_hash`` and ``dsp_version``
+   (no mel bytes), then :func:`with_mode` and :func:`with_source_hash`. A few hundred bytes per track.
+2. :func:`with_mel`: the mel bytes, attached only to the tracks that go to the model.
+
+``source_hash`` fingerprints everything a track's model input is computed from (its feature row, its audio
+file's content hash and the DSP settings). For one model version the model input is a deterministic
+function of those, so a track whose ``source_hash`` equals the stored one cannot have another
+``input_hash``: it is skipped in Spark, and its mel bytes are never read into a Python worker. The
+executors then hash exactly what the model sees (``input_hash``) for the remaining tracks and call the
+model only where that differs from the stored one.
+"""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+#: ``audio_status`` for a catalog track that has no row in ``spectrograms`` at all.
+NO_SPECTROGRAM = "no_spectrogram"
+#: Spectrogram columns of :func:`light_inputs` (what identifies the audio, not the audio).
+LIGHT_SPEC_COLUMNS = ["status", "content_hash", "dsp_version"]
+#: Spectrogram columns :func:`with_mel` adds (what the model reads).
+MEL_COLUMNS = ["mel", "n_mels", "n_frames"]
+#: Every spectrogram column of :func:`scoring_inputs`.
+SPEC_COLUMNS = LIGHT_SPEC_COLUMNS + MEL_COLUMNS
+#: The scoring mode's column in the inputs (``mode`` itself is a model feature: Spotify's major/minor).
+MODE_COLUMN = "scoring_mode"
+
+
+def light_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
+    """Attach each track's spectrogram identity (not its bytes) to its features.
+
+    Parameters
+    ----------
+    features : DataFrame
+        One row per catalog track: ``track_id``, ``cold_start``, ``genre`` and the numeric features.
+    spectrograms : DataFrame
+        ``hitcast.schemas.SPECTROGRAMS``.
+
+    Returns
+    -------
+    DataFrame
+        ``features`` plus :data:`LIGHT_SPEC_COLUMNS`; ``status`` is ``no_spectrogram`` when the track has
+        no spectrogram row.
+    """
+    spec = spectrograms.select("track_id", *LIGHT_SPEC_COLUMNS)
+    return (features.join(spec, "track_id", "left")
+            .withColumn("status", F.coalesce(F.col("status"), F.lit(NO_SPECTROGRAM))))
+
+
+def with_mel(inputs: DataFrame, spectrograms: DataFrame, *, broadcast: bool) -> DataFrame:
+    """Add :data:`MEL_COLUMNS` to :func:`light_inputs` rows (``mel`` is NULL unless ``status`` is ``ok``).
+
+    With ``broadcast`` the (small) input rows are broadcast to the spectrogram scan, so the mel bytes go
+    from the Parquet reader straight to the next operator, never through a shuffle; tracks without a
+    spectrogram row are added by an anti join. Without it (more inputs than fit a broadcast), a plain
+    left join.
+
+    Returns
+    -------
+    DataFrame
+        ``inputs``' columns plus ``mel`` (binary), ``n_mels``, ``n_frames`` (int); one row per input row.
+    """
+    spec = spectrograms.select("track_id", *MEL_COLUMNS)
+    if broadcast:
+        matched = spec.join(F.broadcast(inputs), "track_id", "inner")
+        missing = (inputs.join(spectrograms.select("track_id"), "track_id", "left_anti")
+                   .select("*", *[F.lit(None).cast(spec.schema[c].dataType).alias(c) for c in MEL_COLUMNS]))
+        joined = matched.select(*inputs.columns, *MEL_COLUMNS).unionByName(missing)
+    else:
+        joined = inputs.join(spec, "track_id", "left")
+    return joined.withColumn("mel", F.when(F.col("status") == "ok", F.col("mel")))
+
+
+def scoring_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
+    """Features plus every spectrogram column the model reads (:data:`SPEC_COLUMNS`): what the model sees
+    for each track, in one frame (tests and benchmarks compare the stored scores with it)."""
+    return with_mel(light_inputs(features, spectrograms), spectrograms, broadcast=False)
+
+
+def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
+    """Add :data:`MODE_COLUMN`: ``cold_start`` when the track has no engagement before ``as_of``, else
+    ``no_audio`` when the model reads audio and the track has no ``ok`` spectrogram, else ``full``. It
+    becomes ``predictions.mode``."""
+    mode = F.when(F.col("cold_start"), "cold_start")
+    if uses_audio:
+        mode = mode.when(F.col("status") != "ok", "no_audio")
+    return inputs.withColumn(MODE_COLUMN, mode.otherwise("full"))
+
+
+def with_source_hash(inputs: DataFrame) -> DataFrame:
+    """Add ``source_hash``: 128 bits of SHA-256 over every column but ``track_id`` and the mel columns
+    (as JSON, columns in name order), i.e. over the feature row, the mode and the spectrogram's identity."""
+    cols = sorted(c for c in inputs.columns if c not in ("track_id", *MEL_COLUMNS))
+    return inputs.withColumn("source_hash", F.substring(F.sha2(F.to_json(F.struct(*cols)), 256), 1, 32))
+
+
+def with_stored_hashes(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:
+    """Add ``prev_hash`` and ``prev_source``: the ``input_hash`` and ``source_hash`` stored for the track in
+    ``stored`` (one model version's predictions), NULL when it has none."""
+    if stored is None:
+        return (inputs.withColumn("prev_hash", F.lit(None).cast("string"))
+                .withColumn("prev_source", F.lit(None).cast("string")))
+    return inputs.join(stored.select("track_id", F.col("input_hash").alias("prev_hash"),
+                                     F.col("source_hash").alias("prev_source")), "track_id", "left")
