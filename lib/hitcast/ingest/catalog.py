@@ -110,7 +110,8 @@ def resolve_collisions(df: DataFrame) -> DataFrame:
     (same data as the winner) | ``duplicate`` (same ``updated_at``, other data; quarantined), and
     ``content_hash`` (sha256 of the contract columns), ``n_rows`` (rows sharing the ``track_id``).
     """
-    data_cols = [f.name for f in CATALOG.fields if f.name not in ("source_file", "ingested_at", "record_hash")]
+    data_cols = [f.name for f in CATALOG.fields
+                 if f.name not in ("source_file", "ingested_at", "record_hash", "derived_from_logs")]
     hashed = df.withColumn("content_hash", F.sha2(F.to_json(F.struct(*data_cols)), 256))
     w = Window.partitionBy("track_id").orderBy(F.coalesce("updated_at", _epoch()).desc(), F.col("source_file").desc(),
                                                F.col("row_pos").desc())
@@ -127,19 +128,20 @@ def resolve_collisions(df: DataFrame) -> DataFrame:
     return ranked.withColumn("outcome", outcome).drop("_rn", "_win_ts", "_win_hash")
 
 
-#: MERGE condition for the catalog table: the incoming row wins by the collision rule and differs.
+#: MERGE condition for the catalog table: the incoming row wins by the collision rule and differs, or the
+#: stored row was derived from the logs (:mod:`hitcast.ingest.derive_catalog`): a catalog file always wins.
 CATALOG_UPDATE_WHEN = (
-    "s.record_hash <> t.record_hash AND ("
+    "coalesce(t.derived_from_logs, false) OR (s.record_hash <> t.record_hash AND ("
     "coalesce(s.updated_at, timestamp'0001-01-01') > coalesce(t.updated_at, timestamp'0001-01-01') OR "
     "(coalesce(s.updated_at, timestamp'0001-01-01') = coalesce(t.updated_at, timestamp'0001-01-01') "
-    "AND s.source_file >= t.source_file))"
+    "AND s.source_file >= t.source_file)))"
 )
 
 
 def catalog_rows(resolved: DataFrame, now: Column) -> DataFrame:
     """The winners in the :data:`hitcast.schemas.CATALOG` layout (``record_hash`` = content hash)."""
     win = resolved.where(F.col("outcome") == "winner")
-    return win.select(*[(now.alias(f.name) if f.name == "ingested_at" else
-                         F.col("content_hash").alias(f.name) if f.name == "record_hash" else F.col(f.name))
-                        .cast(f.dataType) for f in CATALOG.fields])
+    cols = {"ingested_at": now, "record_hash": F.col("content_hash"), "derived_from_logs": F.lit(False)}
+    return win.select(*[(cols[f.name] if f.name in cols else F.col(f.name)).cast(f.dataType).alias(f.name)
+                        for f in CATALOG.fields])
 

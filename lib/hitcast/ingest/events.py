@@ -8,16 +8,25 @@ from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.ingest import reasons as R
+from hitcast.ingest.exports import EVENT_SOURCE, map_profile, read_export_files
+from hitcast.ingest.profiles import EventProfile
 from hitcast.ingest.readers import apply_mapping, list_files, read_json_lines, read_parquet
 from hitcast.schemas import ENGAGEMENT_EVENTS, EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
-EVENT_SOURCE = ["event_id", "user_id", "track_id", "event_type", "event_time", "ms_played"]
+#: Columns a profile's raw frame carries past classification (for the catalog derived from the logs).
+NAME_COLUMNS = ["artist_name", "title"]
 
 
-def read_event_files(spark: SparkSession, cfg: Config) -> tuple[DataFrame | None, int]:
-    """All event files (JSON lines read together; Parquet one by one), mapped to contract names.
+def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | None = None
+                     ) -> tuple[DataFrame | None, int]:
+    """All event files, mapped to contract names.
+
+    Without a profile: the events contract (JSON lines read together; Parquet one by one; column names
+    through ``ingest.events_column_mapping``). With one: the export files it selects, through
+    :func:`hitcast.ingest.exports.map_profile` (which adds ``artist_name``, ``title``, ``not_a_track``,
+    ``pre_reason`` and ``pre_detail``).
 
     Returns
     -------
@@ -25,7 +34,14 @@ def read_event_files(spark: SparkSession, cfg: Config) -> tuple[DataFrame | None
         The raw frame (``None`` when there is no event file) and the number of files read.
     """
     ing = cfg.ingest
-    files = list_files(cfg.path(ing.events_path), ing.events_format)
+    location = cfg.path(ing.events_path)
+    if profile is not None:
+        raw, n = read_export_files(spark, location, profile)
+        root = location if location.is_dir() else location.parent
+        while not root.is_dir() and root != root.parent:       # a glob: the folder above its first pattern
+            root = root.parent
+        return (None if raw is None else map_profile(raw, profile, root=root)), n
+    files = list_files(location, ing.events_format)
     inverse = {dst: src for src, dst in ing.events_column_mapping.items()}
     wanted = sorted({inverse.get(c, c) for c in EVENT_SOURCE})
     frames = []
@@ -34,9 +50,9 @@ def read_event_files(spark: SparkSession, cfg: Config) -> tuple[DataFrame | None
         frames.append(read_json_lines(spark, json_files, wanted))
     frames.extend(read_parquet(spark, p) for p, f in files if f == "parquet")
     if any(f == "csv" for _, f in files):
-        log.warning("events: CSV is not part of the events contract; skipping %s",
-                    [p.name for p, f in files if f == "csv"])
-    log.info("events: %d files under %s", len(files), cfg.path(ing.events_path))
+        log.warning("events: CSV is not part of the events contract (an event profile reads CSV exports); "
+                    "skipping %s", [p.name for p, f in files if f == "csv"])
+    log.info("events: %d files under %s", len(files), location)
     if not frames:
         return None, 0
     df = frames[0]
@@ -59,41 +75,49 @@ def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataF
     Parameters
     ----------
     df : DataFrame
-        Raw frame from :func:`read_event_files`.
+        Raw frame from :func:`read_event_files`. With ``pre_reason`` / ``pre_detail`` (an event profile's
+        own verdict, checked right after ``malformed``) and ``artist_name`` / ``title`` when it has them.
     now : Column
         Timestamp of "now"; an event later than ``now + tolerance_hours`` is ``future_event_time``.
 
     Returns
     -------
     DataFrame[event_id, user_id, track_id, event_type string, event_time timestamp, ms_played long,
-    source_file string, row_pos long, raw_record string (null for good rows), reason string, detail string]
+    source_file string, row_pos long, raw_record string (null for good rows), reason string, detail string
+    (+ artist_name, title when ``df`` has them)]
     """
     t = F.expr("try_to_timestamp(trim(event_time))")
     ms = F.expr("try_cast(try_cast(trim(ms_played) as double) as bigint)")
     limit = now + F.expr(f"make_dt_interval(0, 0, 0, {float(tolerance_hours) * 3600.0})")
+    none = F.lit(None).cast("string")
+    pre_reason = F.col("pre_reason") if "pre_reason" in df.columns else none
+    pre_detail = F.col("pre_detail") if "pre_detail" in df.columns else none
     checks = [
-        (F.col("malformed"), R.MALFORMED_JSON),
-        (_blank(F.col("event_id")), R.MISSING_EVENT_ID),
-        (_blank(F.col("track_id")), R.MISSING_TRACK_ID),
-        (~F.coalesce(F.trim("event_type").isin(*EVENT_TYPES), F.lit(False)), R.UNKNOWN_EVENT_TYPE),
-        (t.isNull(), R.BAD_EVENT_TIME),
-        (~_blank(F.col("ms_played")) & ms.isNull(), R.BAD_MS_PLAYED),
-        (F.coalesce(ms < 0, F.lit(False)), R.NEGATIVE_MS_PLAYED),
-        (t > limit, R.FUTURE_EVENT_TIME),
+        (F.col("malformed"), F.lit(R.MALFORMED_JSON), pre_detail),
+        (pre_reason.isNotNull(), pre_reason, pre_detail),
+        (_blank(F.col("event_id")), F.lit(R.MISSING_EVENT_ID), none),
+        (_blank(F.col("track_id")), F.lit(R.MISSING_TRACK_ID), none),
+        (~F.coalesce(F.trim("event_type").isin(*EVENT_TYPES), F.lit(False)), F.lit(R.UNKNOWN_EVENT_TYPE), none),
+        (t.isNull(), F.lit(R.BAD_EVENT_TIME), none),
+        (~_blank(F.col("ms_played")) & ms.isNull(), F.lit(R.BAD_MS_PLAYED), none),
+        (F.coalesce(ms < 0, F.lit(False)), F.lit(R.NEGATIVE_MS_PLAYED), none),
+        (t > limit, F.lit(R.FUTURE_EVENT_TIME), none),
     ]
-    reason = F.lit(None).cast("string")
-    for cond, why in reversed(checks):
-        reason = F.when(cond, F.lit(why)).otherwise(reason)
+    reason, detail = none, none
+    for cond, why, what in reversed(checks):
+        reason = F.when(cond, why).otherwise(reason)
+        detail = F.when(cond, what).otherwise(detail)
+    names = [c for c in NAME_COLUMNS if c in df.columns]
     typed = df.select(F.trim("event_id").alias("event_id"), F.trim("user_id").alias("user_id"),
                       F.trim("track_id").alias("track_id"), F.trim("event_type").alias("event_type"),
                       t.alias("event_time"), ms.alias("ms_played"), "source_file", "row_pos", "raw_record",
-                      reason.alias("reason"))
+                      reason.alias("reason"), detail.alias("detail"), *names)
     w = Window.partitionBy("event_id").orderBy(F.col("reason").isNotNull(), "source_file", "row_pos")
     rn = F.row_number().over(w)
-    out = typed.withColumn("reason", F.when(F.col("reason").isNull() & (rn > 1), F.lit(R.DUPLICATE_EVENT))
-                           .otherwise(F.col("reason")))
-    return (out.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))
-            .withColumn("detail", F.lit(None).cast("string")))
+    dup = F.col("reason").isNull() & (rn > 1)
+    out = (typed.withColumn("detail", F.when(dup, F.lit(None)).otherwise(F.col("detail")))
+           .withColumn("reason", F.when(dup, F.lit(R.DUPLICATE_EVENT)).otherwise(F.col("reason"))))
+    return out.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))
 
 
 def event_rows(good: DataFrame, known_ids: DataFrame, now: Column) -> DataFrame:

@@ -14,7 +14,9 @@ from hitcast.errors import ConfigError
 from hitcast.ingest import reasons as R
 from hitcast.ingest.catalog import (CATALOG_UPDATE_WHEN, catalog_rows, classify_catalog, read_catalog_files,
                                     resolve_collisions)
+from hitcast.ingest.derive_catalog import derived_catalog_rows, ensure_derived_column, merge_derived
 from hitcast.ingest.events import classify_events, event_rows, read_event_files
+from hitcast.ingest.profiles import resolve_profile
 from hitcast.ingest.quarantine import KEYS as QKEYS
 from hitcast.ingest.quarantine import quarantine_rows
 from hitcast.ingest.summary import IngestSummary
@@ -64,6 +66,7 @@ def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: 
     if by.get("duplicate"):
         s.quarantined[R.DUPLICATE_TRACK_ID] = by["duplicate"]
     s.rows_valid = by.get("winner", 0)
+    ensure_derived_column(spark, cfg.table("catalog"))
     merged = merge_upsert(spark, catalog_rows(resolved, now), location=cfg.table("catalog"), keys=["track_id"],
                           update=CATALOG_UPDATE_WHEN)
     s.rows_inserted, s.rows_updated = merged.inserted, merged.updated
@@ -74,22 +77,47 @@ def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: 
     return bad.unionByName(dups)
 
 
+def split_not_music(raw: DataFrame) -> tuple[DataFrame, dict[str, int]]:
+    """Records an event profile marks ``not_a_track`` (counted by rule, skipped) and the rest."""
+    if "not_a_track" not in raw.columns:
+        return raw, {}
+    counts = raw.where(F.col("not_a_track").isNotNull()).groupBy("not_a_track").count().collect()
+    return raw.where(F.col("not_a_track").isNull()), {r["not_a_track"]: int(r["count"]) for r in counts}
+
+
 def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
-    """Classify, de-duplicate and MERGE the events; returns their quarantine rows (or None)."""
+    """Classify, de-duplicate and MERGE the events (after the catalog rows derived from them, if asked);
+    returns their quarantine rows (or None)."""
     s = summary.events
-    raw, s.files = read_event_files(spark, cfg)
+    profile = resolve_profile(cfg)
+    if profile is not None and (cfg.ingest.events_column_mapping or cfg.ingest.events_format != "auto"):
+        log.warning("events: profile %s decides the reader and the fields; ingest.events_format and "
+                    "ingest.events_column_mapping are not used", profile.profile)
+    raw, s.files = read_event_files(spark, cfg, profile)
     if raw is None:
         log.warning("no event file under %s", cfg.path(cfg.ingest.events_path))
         return None
-    classified = classify_events(raw, now, cfg.ingest.future_tolerance_hours).persist(StorageLevel.DISK_ONLY)
+    raw = raw.persist(StorageLevel.DISK_ONLY)
+    events, s.skipped = split_not_music(raw)
+    classified = classify_events(events, now, cfg.ingest.future_tolerance_hours).persist(StorageLevel.DISK_ONLY)
     s.rows_read, s.quarantined = _reason_counts(classified)
     s.rows_valid = s.rows_read - sum(s.quarantined.values())
+    s.rows_read += sum(s.skipped.values())
     cat_loc = cfg.table("catalog")
+    good_all = classified.where(F.col("reason").isNull())
+    if cfg.ingest.derive_catalog:
+        if "artist_name" in good_all.columns:
+            ensure_derived_column(spark, cat_loc)
+            derived = merge_derived(spark, derived_catalog_rows(good_all, now), cat_loc)
+            summary.derived_inserted, summary.derived_updated = derived.inserted, derived.updated
+        else:
+            log.warning("ingest.derive_catalog: the events contract has no artist or title; nothing derived "
+                        "(an event profile maps them)")
     if table_exists(spark, cat_loc):
         known = spark.read.format("delta").load(cat_loc).select("track_id")
     else:
         known = spark.createDataFrame([], "track_id string")
-    good = event_rows(classified.where(F.col("reason").isNull()), known, now)
+    good = event_rows(good_all, known, now)
     summary.unknown_track_events = good.where(~F.col("known_track")).count()
     parts = list(cfg.ingest.events_partition_by)
     s.rows_inserted = merge_upsert(spark, good.repartition(*parts) if parts else good,

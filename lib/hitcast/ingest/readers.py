@@ -5,9 +5,14 @@
 - JSON lines: each line is parsed as ``map<string,string>``; a line that is not a JSON object gives
   a null map (``malformed`` = true). Scalars keep their JSON text (``5``, ``true``, ``1.5``).
 - Parquet: the file's own schema, each column cast to string.
+- JSON arrays (the files of a Spotify export): each file is one JSON array; every element is a record
+  (``row_pos`` its index), parsed as ``map<string,string>`` like a JSON line. An element that is not an
+  object is ``malformed``; so is a file that is not an array (one record: its first 1,000 characters).
 
 Every reader returns ``DataFrame[source_file string, row_pos long, raw_record string, malformed boolean,
-<source columns> string]``; ``raw_record`` is the line (JSON) or the row as JSON (CSV, Parquet).
+<source columns> string]``; ``raw_record`` is the line (JSON), the element as compact JSON (JSON arrays) or
+the row as JSON (CSV, Parquet). The JSON readers also give ``source_path`` (the file's local path), and
+:func:`read_json_arrays` ``read_detail`` (why a record is malformed).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import glob
 import logging
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -61,7 +66,7 @@ def list_files(location: str | Path, fmt: str = "auto") -> list[tuple[Path, str]
 
 
 def _csv_header(path: Path, options: dict[str, str]) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         row = next(csv.reader(fh, delimiter=options.get("delimiter", options.get("sep", ",")),
                               quotechar=options.get("quote", '"')), [])
     return [c.strip() for c in row]
@@ -79,18 +84,45 @@ def read_csv(spark: SparkSession, path: Path, options: dict[str, str]) -> DataFr
                      F.lit(False).alias("malformed"), *[F.col(f"`{c}`") for c in cols])
 
 
+def file_path() -> Column:
+    """The local path of the row's file (Spark's ``_metadata.file_path`` is a URI: ``file:/a%20b/x.json``)."""
+    uri = F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B"))   # a literal '+' stays '+'
+    return F.regexp_replace(F.url_decode(uri), "^file:/*", "/")
+
+
 def read_json_lines(spark: SparkSession, paths: list[Path], columns: list[str] | None = None) -> DataFrame:
     """JSON lines files; ``columns`` names the keys to extract (default: every key seen)."""
     raw = (spark.read.text([str(p) for p in paths])
-           .select(F.col("_metadata.file_name").alias("source_file"),
+           .select(F.col("_metadata.file_name").alias("source_file"), file_path().alias("source_path"),
                    F.monotonically_increasing_id().alias("row_pos"), F.col("value").alias("raw_record"))
            .where(F.trim("raw_record") != "")
            .withColumn("_m", F.from_json("raw_record", "map<string,string>")))
     if columns is None:
         keys = raw.select(F.explode(F.map_keys("_m")).alias("k")).distinct().collect()
         columns = sorted(r["k"] for r in keys)
-    return raw.select("source_file", "row_pos", "raw_record", F.col("_m").isNull().alias("malformed"),
+    return raw.select("source_file", "source_path", "row_pos", "raw_record", F.col("_m").isNull().alias("malformed"),
                       *[F.col("_m").getItem(c).alias(c) for c in columns])
+
+
+def read_json_arrays(spark: SparkSession, paths: list[Path], columns: list[str]) -> DataFrame:
+    """Files that each hold one JSON array of objects; ``columns`` names the keys to extract.
+
+    A whole file is one string in memory while it is split (a Spotify export file is 10-15 MB).
+    """
+    files = (spark.read.text([str(p) for p in paths], wholetext=True)
+             .select(F.col("_metadata.file_name").alias("source_file"), file_path().alias("source_path"),
+                     F.from_json("value", "array<string>").alias("_a"),
+                     F.substring("value", 1, 1000).alias("_head")))
+    elements = files.select("source_file", "source_path", "_head", F.col("_a").isNull().alias("_not_array"),
+                            F.posexplode(F.coalesce("_a", F.array(F.lit(None).cast("string"))))
+                            .alias("row_pos", "_e"))
+    parsed = (elements.withColumn("raw_record", F.when(F.col("_not_array"), F.col("_head")).otherwise(F.col("_e")))
+              .withColumn("_m", F.when(~F.col("_not_array"), F.from_json("_e", "map<string,string>"))))
+    detail = (F.when(F.col("_not_array"), F.lit("the file is not a JSON array"))
+              .when(F.col("_m").isNull(), F.lit("element is not a JSON object")))
+    return parsed.select("source_file", "source_path", F.col("row_pos").cast("long"), "raw_record",
+                         F.col("_m").isNull().alias("malformed"), detail.alias("read_detail"),
+                         *[F.col("_m").getItem(c).alias(c) for c in columns])
 
 
 def read_parquet(spark: SparkSession, path: Path) -> DataFrame:

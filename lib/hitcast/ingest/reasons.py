@@ -3,10 +3,11 @@
 =============================  ========  ===============================================================
 reason                         source    meaning (``quarantine.detail`` says more)
 =============================  ========  ===============================================================
-``malformed_json``             both      the line is not a JSON object
+``malformed_json``             both      the line (or JSON array element) is not a JSON object
 ``missing_required_column``    catalog   the file (after column mapping) lacks a required column
 ``missing_track_id``           both      ``track_id`` is null or empty
-``missing_required_value``     catalog   another required column is null or empty (detail: column)
+``missing_required_value``     both      another required column (an event profile's ``required``
+                                         source field) is null or empty (detail: its name)
 ``bad_release_date``           catalog   ``release_date`` is missing or not a date (yyyy-MM-dd...)
 ``bad_value``                  catalog   a typed optional column does not parse (detail: column)
 ``duplicate_track_id``         catalog   same ``track_id`` and ``updated_at`` as the winning row, other data
@@ -21,8 +22,9 @@ reason                         source    meaning (``quarantine.detail`` says mor
 =============================  ========  ===============================================================
 
 Not quarantined: an event for a track the catalog does not hold (kept with ``known_track = false``,
-flipped to true when the catalog gets the track), and a catalog row superseded by one with a later
-``updated_at`` (an update, counted as a collision).
+flipped to true when the catalog gets the track), a catalog row superseded by one with a later
+``updated_at`` (an update, counted as a collision), and a record an event profile marks ``not_a_track``
+(a podcast episode: counted by rule in the ingest summary and skipped).
 """
 MALFORMED_JSON = "malformed_json"
 MISSING_REQUIRED_COLUMN = "missing_required_column"

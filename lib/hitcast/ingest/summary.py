@@ -16,6 +16,8 @@ class SourceSummary:
     #: Good rows in the input (after de-duplication), whether or not they were new.
     rows_valid: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    #: Records an event profile skips as not music, by its rule's name (e.g. ``podcast_episode``).
+    skipped: dict[str, int] = field(default_factory=dict)
     #: Rows added to ``quarantine`` by this run (0 on an identical re-run).
     quarantine_inserted: int = 0
 
@@ -34,15 +36,23 @@ class IngestSummary:
     unknown_track_events: int = 0
     #: Older events flipped to known_track = true because the catalog now has their track.
     known_track_flipped: int = 0
+    #: Catalog rows derived from the logs (``ingest.derive_catalog``): added, and moved to an earlier first seen.
+    derived_inserted: int = 0
+    derived_updated: int = 0
 
     def __str__(self) -> str:
         """One line per input, then the catalog collisions."""
         lines = [f"{name}: {s.files} files, {s.rows_read} rows read, {s.rows_valid} valid, {s.rows_inserted} "
                  f"inserted, {s.rows_updated} updated, {sum(s.quarantined.values())} quarantined "
                  f"{dict(sorted(s.quarantined.items()))} ({s.quarantine_inserted} new in quarantine)"
+                 + (f", {sum(s.skipped.values())} skipped as not music {dict(sorted(s.skipped.items()))}"
+                    if s.skipped else "")
                  for name, s in (("catalog", self.catalog), ("events", self.events))]
         lines.append(f"catalog collisions: {self.catalog_collisions} track_ids ({self.catalog_updates} older "
                      f"versions superseded, {self.catalog_identical} identical copies); events for unknown "
                      f"tracks: {self.unknown_track_events} kept; {self.known_track_flipped} events newly "
                      "linked to the catalog")
+        if self.derived_inserted or self.derived_updated:
+            lines.append(f"catalog from the logs: {self.derived_inserted} tracks added (no audio), "
+                         f"{self.derived_updated} moved to an earlier first seen")
         return "\n".join(lines)
