@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from audio_fixtures import write_tone
 from helpers import make_config
+from hitcast.audio.paths import resolve_audio_path
 from hitcast.demo.generate import generate_demo
+from hitcast.errors import InputContractError
 from hitcast.features.examples import features_as_of
 from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
@@ -19,6 +24,7 @@ from hitcast.model.bundle import load_bundle
 from hitcast.model.promote import run_promote
 from hitcast.model.training import table_inputs, train_model
 from hitcast.scoring.inputs import scoring_inputs
+from hitcast.scoring.prospects import prospect_catalog, read_metadata, run_prospects
 from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
@@ -128,3 +134,72 @@ def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline
     cold = {r.track_id for r in preds} - seen
     assert {r.track_id for r in preds if r.mode == "cold_start"} == cold
     assert s.modes["cold_start"] == len(cold) > first.modes.get("cold_start", 0)
+
+
+def test_a_folder_of_demos_is_scored_in_cold_start_mode_with_the_catalogs_code(spark, pipeline, tmp_path):
+    """``score.py --audio-dir``: each file's stored score is the bundle's score for the inputs the catalog's
+    own functions give a new, unreleased track with that metadata and audio; bad files keep their status."""
+    cfg, _, trained, first = pipeline
+    spec = read_table(spark, cfg, "spectrograms").where("status = 'ok'").orderBy("track_id").limit(2).collect()
+    catalog = {r.track_id: r for r in read_table(spark, cfg, "catalog").collect()}
+    folder = tmp_path / "demos"
+    (folder / "nometa").mkdir(parents=True)
+    src = [resolve_audio_path(s.audio_path, [str(cfg.path(p)) for p in cfg.paths.audio_roots]) for s in spec]
+    names = {"demo_a" + Path(src[0]).suffix: spec[0], "nometa/demo_b" + Path(src[1]).suffix: spec[1]}
+    for name, s in zip(names, src):
+        shutil.copyfile(s, folder / name)
+    (folder / "empty.wav").write_bytes(b"")
+    write_tone(folder / "short.wav", 0.5)
+    a = catalog[spec[0].track_id]
+    meta = tmp_path / "meta.csv"
+    meta.write_text("file,artist_name,artist_id,title,genre\n"
+                    f"demo_a{Path(src[0]).suffix},{a.artist_name},{a.artist_id},Demo A,{a.genre}\n"
+                    "short.wav,Nobody,,Short,pop\n")
+    out = run_prospects(spark, cfg, folder=folder, metadata=meta, version=trained.version)
+    assert out.as_of == first.as_of
+
+    # what the catalog's own functions give these tracks: features over the whole catalog, spectrograms
+    # of the same audio bytes from the catalog's table, the bundle called once on the driver
+    rows = prospect_catalog(spark, sorted(names) + ["empty.wav", "short.wav"],
+                            read_metadata(spark, meta, sorted(names) + ["empty.wav", "short.wav"]),
+                            release_default=first.as_of)
+    features = (features_as_of(read_table(spark, cfg, "catalog").unionByName(rows),
+                               read_table(spark, cfg, "engagement_events"), as_of=first.as_of, cfg=cfg)
+                .join(rows.select("track_id"), "track_id", "left_semi"))
+    renamed = spark.createDataFrame([(s.track_id, n) for n, s in names.items()], "track_id string, new_id string")
+    catalog_spec = (read_table(spark, cfg, "spectrograms").join(renamed, "track_id")
+                    .withColumn("track_id", F.col("new_id")).drop("new_id"))
+    inputs = scoring_inputs(features, catalog_spec).toPandas()
+    assert inputs["cold_start"].all() and (inputs["artist_tracks_before"].loc[inputs["track_id"] == "demo_a"
+                                                                               + Path(src[0]).suffix] >= 0).all()
+    scores = load_bundle(trained.path).predict_pandas(inputs)
+    want = dict(zip(inputs["track_id"], scores["hit_probability"]))
+    status = {**{n: "ok" for n in names}, "empty.wav": "empty", "short.wav": "too_short"}
+    stored = read_table(spark, cfg, "prospects").collect()
+    assert sorted((r.track_id, r.mode, r.audio_status) for r in stored) == sorted(
+        (t, "cold_start", s) for t, s in status.items())
+    for r in stored:
+        assert r.hit_probability == pytest.approx(want[r.track_id], abs=1e-5), r.track_id
+        assert r.source_dir == str(folder.resolve()) and r.model_version == trained.version
+    assert {r.track_id: (r.artist_name, r.title) for r in stored}["short.wav"] == ("Nobody", "Short")
+    # ranked: files with usable audio first, by score
+    assert [r["track_id"] for r in out.ranked[:2]] == sorted(names, key=lambda n: -want[n])
+    page = Path(out.page).read_text()
+    assert page.count("<img") == 2 and all(t in page for t in status) and "too_short" in page
+    # a re-run over the same files changes nothing
+    again = run_prospects(spark, cfg, folder=folder, metadata=meta, version=trained.version)
+    assert (again.inserted, again.updated) == (0, 0)
+    assertDataFrameEqual(read_table(spark, cfg, "prospects"), stored, rtol=0, atol=0)
+
+
+def test_prospect_metadata_errors_name_the_file_and_column(spark, tmp_path):
+    meta = tmp_path / "meta.csv"
+    meta.write_text("file,artist_name,label\na.wav,X,Y\n")
+    with pytest.raises(InputContractError, match=r"meta.csv: unknown column\(s\) \['label'\]"):
+        read_metadata(spark, meta, ["a.wav"])
+    meta.write_text("file,artist_name\nb.wav,X\n")
+    with pytest.raises(InputContractError, match=r"meta.csv: column 'file' names \['b.wav'\]"):
+        read_metadata(spark, meta, ["a.wav"])
+    meta.write_text("name,artist_name\na.wav,X\n")
+    with pytest.raises(InputContractError, match="no column 'file'"):
+        read_metadata(spark, meta, ["a.wav"])
