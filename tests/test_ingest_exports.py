@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import Row
-from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.ingest import reasons as R
-from hitcast.ingest.readers import apply_mapping, list_files, read_any
+from hitcast.ingest.readers import apply_mapping, as_long, blank, list_files, read_any
 from hitcast.schemas import AUDIO_FEATURES, CATALOG, TRACK_STRUCTURE
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,14 @@ CONTRACT_SOURCE = STRING_COLUMNS + ["release_date", "duration_ms", "explicit", "
                                     *DOUBLE_COLUMNS]
 
 
+#: The catalog columns a row's content hash (``record_hash``) covers: its data, not its lineage.
+HASHED_COLUMNS = [f.name for f in CATALOG.fields
+                  if f.name not in ("source_file", "ingested_at", "record_hash", "derived_from_logs")]
+
+
 def _epoch() -> Column:
     """The timestamp a null ``updated_at`` counts as (oldest)."""
     return F.lit("0001-01-01 00:00:00").cast("timestamp")
-
-
-def _blank(c: Column) -> Column:
-    return c.isNull() | (F.trim(c) == "")
 
 
 def _parse_bool(c: Column) -> Column:
@@ -76,7 +77,7 @@ def classify_catalog(df: DataFrame, required: list[str]) -> DataFrame:
     typed = {
         **{c: F.nullif(F.trim(F.col(c)), F.lit("")) for c in STRING_COLUMNS},
         "release_date": F.expr("to_date(try_to_timestamp(substr(trim(_d), 1, 10), 'yyyy-MM-dd'))"),
-        "duration_ms": F.expr("try_cast(try_cast(trim(duration_ms) as double) as bigint)"),
+        "duration_ms": as_long("duration_ms"),
         "explicit": _parse_bool(F.col("explicit")),
         "updated_at": F.expr("try_to_timestamp(trim(updated_at))"),
         "known_label": F.expr("try_cast(try_cast(trim(known_label) as double) as int)"),
@@ -85,15 +86,15 @@ def classify_catalog(df: DataFrame, required: list[str]) -> DataFrame:
     checks: list[tuple[Column, str, Column]] = [(F.col("malformed"), R.MALFORMED_JSON, F.lit(None))]
     if missing_cols:
         checks.append((F.lit(True), R.MISSING_REQUIRED_COLUMN, F.lit(",".join(missing_cols))))
-    checks.append((_blank(F.col("track_id")), R.MISSING_TRACK_ID, F.lit(None)))
+    checks.append((blank(F.col("track_id")), R.MISSING_TRACK_ID, F.lit(None)))
     for c in required:
         if c not in ("track_id", "release_date"):
-            checks.append((_blank(F.col(c)), R.MISSING_REQUIRED_VALUE, F.lit(c)))
-    checks.append(((~_blank(F.col("release_date")) | F.lit("release_date" in required))
+            checks.append((blank(F.col(c)), R.MISSING_REQUIRED_VALUE, F.lit(c)))
+    checks.append(((~blank(F.col("release_date")) | F.lit("release_date" in required))
                    & typed["release_date"].isNull(), R.BAD_RELEASE_DATE, F.lit(None)))
     bad_typed = ["duration_ms", "explicit", "updated_at", "known_label", *DOUBLE_COLUMNS]
     for c in bad_typed:
-        checks.append((~_blank(F.col(c)) & typed[c].isNull(), R.BAD_VALUE, F.lit(c)))
+        checks.append((~blank(F.col(c)) & typed[c].isNull(), R.BAD_VALUE, F.lit(c)))
     reason, detail = F.lit(None).cast("string"), F.lit(None).cast("string")
     for cond, why, what in reversed(checks):
         reason = F.when(cond, F.lit(why)).otherwise(reason)
@@ -110,9 +111,7 @@ def resolve_collisions(df: DataFrame) -> DataFrame:
     (same data as the winner) | ``duplicate`` (same ``updated_at``, other data; quarantined), and
     ``content_hash`` (sha256 of the contract columns), ``n_rows`` (rows sharing the ``track_id``).
     """
-    data_cols = [f.name for f in CATALOG.fields
-                 if f.name not in ("source_file", "ingested_at", "record_hash", "derived_from_logs")]
-    hashed = df.withColumn("content_hash", F.sha2(F.to_json(F.struct(*data_cols)), 256))
+    hashed = df.withColumn("content_hash", F.sha2(F.to_json(F.struct(*HASHED_COLUMNS)), 256))
     w = Window.partitionBy("track_id").orderBy(F.coalesce("updated_at", _epoch()).desc(), F.col("source_file").desc(),
                                                F.col("row_pos").desc())
     wall = Window.partitionBy("track_id")

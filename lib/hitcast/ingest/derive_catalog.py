@@ -26,16 +26,14 @@ import logging
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from hitcast.ingest.catalog import HASHED_COLUMNS
 from hitcast.schemas import CATALOG
-from hitcast.tables import MergeResult, merge_upsert
+from hitcast.tables import MergeResult, merge_upsert, table_exists
 
 log = logging.getLogger(__name__)
 
 #: A derived row replaces a stored row only if that one is derived too and was first seen later.
 DERIVED_UPDATE_WHEN = "coalesce(t.derived_from_logs, false) AND s.release_date < t.release_date"
-#: Catalog columns the record hash of a row covers (as for rows from catalog files).
-HASHED = [f.name for f in CATALOG.fields
-          if f.name not in ("source_file", "ingested_at", "record_hash", "derived_from_logs")]
 
 
 def derived_catalog_rows(good: DataFrame, now: Column) -> DataFrame:
@@ -50,16 +48,14 @@ def derived_catalog_rows(good: DataFrame, now: Column) -> DataFrame:
     """
     named = good.where(F.col("artist_name").isNotNull() & (F.trim("artist_name") != ""))
     w = Window.partitionBy("track_id").orderBy("event_time", "source_file", "row_pos")
-    first = (named.withColumn("_rn", F.row_number().over(w))
-             .withColumn("_first", F.min("event_time").over(Window.partitionBy("track_id")))
-             .where(F.col("_rn") == 1))
+    first = named.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1)
     values = {"title": F.nullif(F.trim("title"), F.lit("")), "artist_name": F.trim("artist_name"),
-              "release_date": F.to_date(F.least("_first", "event_time")), "derived_from_logs": F.lit(True),
+              "release_date": F.to_date("event_time"), "derived_from_logs": F.lit(True),
               "ingested_at": now}
     cols = [(values[f.name] if f.name in values else F.col(f.name) if f.name in ("track_id", "source_file")
              else F.lit(None)).cast(f.dataType).alias(f.name) for f in CATALOG.fields if f.name != "record_hash"]
     rows = first.select(*cols)
-    hashed = rows.withColumn("record_hash", F.sha2(F.to_json(F.struct(*HASHED)), 256))
+    hashed = rows.withColumn("record_hash", F.sha2(F.to_json(F.struct(*HASHED_COLUMNS)), 256))
     return hashed.select(*[f.name for f in CATALOG.fields])
 
 
@@ -72,8 +68,6 @@ def merge_derived(spark: SparkSession, rows: DataFrame, location: str) -> MergeR
 
 def ensure_derived_column(spark: SparkSession, location: str) -> None:
     """Add ``derived_from_logs`` to a ``catalog`` table written before it existed (NULL: from a file)."""
-    from hitcast.tables import table_exists
-
     if table_exists(spark, location) and "derived_from_logs" not in spark.read.format("delta").load(location).columns:
         spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS (derived_from_logs BOOLEAN)")
         log.info("catalog %s: added the column derived_from_logs", location)

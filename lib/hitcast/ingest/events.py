@@ -10,7 +10,7 @@ from hitcast.config import Config
 from hitcast.ingest import reasons as R
 from hitcast.ingest.exports import EVENT_SOURCE, map_profile, read_export_files
 from hitcast.ingest.profiles import EventProfile
-from hitcast.ingest.readers import apply_mapping, list_files, read_json_lines, read_parquet
+from hitcast.ingest.readers import apply_mapping, as_long, blank, list_files, read_json_lines, read_parquet
 from hitcast.schemas import ENGAGEMENT_EVENTS, EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,6 @@ def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | N
     return df, len(json_files) + sum(1 for _, f in files if f == "parquet")
 
 
-def _blank(c: Column) -> Column:
-    return c.isNull() | (F.trim(c) == "")
-
-
 def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataFrame:
     """Typed event columns plus ``reason`` (null for a good event), duplicates included.
 
@@ -87,7 +83,7 @@ def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataF
     (+ artist_name, title when ``df`` has them)]
     """
     t = F.expr("try_to_timestamp(trim(event_time))")
-    ms = F.expr("try_cast(try_cast(trim(ms_played) as double) as bigint)")
+    ms = as_long("ms_played")
     limit = now + F.expr(f"make_dt_interval(0, 0, 0, {float(tolerance_hours) * 3600.0})")
     none = F.lit(None).cast("string")
     pre_reason = F.col("pre_reason") if "pre_reason" in df.columns else none
@@ -95,11 +91,11 @@ def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataF
     checks = [
         (F.col("malformed"), F.lit(R.MALFORMED_JSON), pre_detail),
         (pre_reason.isNotNull(), pre_reason, pre_detail),
-        (_blank(F.col("event_id")), F.lit(R.MISSING_EVENT_ID), none),
-        (_blank(F.col("track_id")), F.lit(R.MISSING_TRACK_ID), none),
+        (blank(F.col("event_id")), F.lit(R.MISSING_EVENT_ID), none),
+        (blank(F.col("track_id")), F.lit(R.MISSING_TRACK_ID), none),
         (~F.coalesce(F.trim("event_type").isin(*EVENT_TYPES), F.lit(False)), F.lit(R.UNKNOWN_EVENT_TYPE), none),
         (t.isNull(), F.lit(R.BAD_EVENT_TIME), none),
-        (~_blank(F.col("ms_played")) & ms.isNull(), F.lit(R.BAD_MS_PLAYED), none),
+        (~blank(F.col("ms_played")) & ms.isNull(), F.lit(R.BAD_MS_PLAYED), none),
         (F.coalesce(ms < 0, F.lit(False)), F.lit(R.NEGATIVE_MS_PLAYED), none),
         (t > limit, F.lit(R.FUTURE_EVENT_TIME), none),
     ]

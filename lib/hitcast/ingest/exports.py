@@ -26,7 +26,7 @@ from pyspark.sql.utils import AnalysisException
 from hitcast.errors import ConfigError
 from hitcast.ingest import reasons as R
 from hitcast.ingest.profiles import EventProfile
-from hitcast.ingest.readers import list_files, read_csv, read_json_arrays, read_json_lines
+from hitcast.ingest.readers import as_long, blank, list_files, read_csv, read_json_arrays, read_json_lines
 from hitcast.ingest.trackkey import track_key_column
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,6 @@ def with_source_names(df: DataFrame, root: Path) -> DataFrame:
             .withColumn("_folder", folder))
 
 
-def _blank(c: Column) -> Column:
-    return c.isNull() | (F.trim(c) == "")
-
-
 def _expr(profile: EventProfile, key: str, sql: str) -> Column:
     try:
         return F.expr(sql)
@@ -110,7 +106,7 @@ def source_to_fields(df: DataFrame, profile: EventProfile) -> DataFrame:
         not_track = F.when(cond, F.lit(name)).otherwise(not_track)
     missing = F.lit(None).cast("string")
     for name in reversed(profile.required):
-        missing = F.when(_blank(F.col(f"`{name}`")), F.lit(name)).otherwise(missing)
+        missing = F.when(blank(F.col(f"`{name}`")), F.lit(name)).otherwise(missing)
     cols = [(_expr(profile, f"fields.{k}", sql).cast("string") if sql.strip() else F.lit(None).cast("string")).alias(k)
             for k, sql in profile.fields.items()]
     skip = _expr(profile, "skip_when", profile.skip_when).cast("boolean") if profile.skip_when.strip() else F.lit(None)
@@ -128,7 +124,7 @@ def derive_contract(df: DataFrame, profile: EventProfile) -> DataFrame:
     ``event_id`` (the hash in the module docstring), and ``pre_reason`` / ``pre_detail``."""
     uri = F.nullif(F.trim("track_id"), F.lit(""))
     track = F.coalesce(uri, track_key_column(F.col("artist_name"), F.col("title")))
-    ms = F.expr("try_cast(try_cast(trim(ms_played) as double) as bigint)")
+    ms = as_long("ms_played")
     by_time = (F.when(ms < F.lit(profile.skip_below_ms), F.lit("skip")) if profile.skip_below_ms > 0
                else F.lit(None).cast("string"))
     kind = F.coalesce(F.nullif(F.trim("event_type"), F.lit("")),

@@ -33,6 +33,16 @@ EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json
 META = ["source_file", "row_pos", "raw_record", "malformed"]
 
 
+def blank(c: Column) -> Column:
+    """True where a source column (a string) is NULL or only whitespace."""
+    return c.isNull() | (F.trim(c) == "")
+
+
+def as_long(c: str) -> Column:
+    """A source column's text as a ``bigint`` (``"1.0"`` -> 1); NULL where it is not a number."""
+    return F.expr(f"try_cast(try_cast(trim(`{c}`) as double) as bigint)")
+
+
 def list_files(location: str | Path, fmt: str = "auto") -> list[tuple[Path, str]]:
     """Input files at ``location`` (a file, a folder or a glob), sorted by name, with their format.
 
