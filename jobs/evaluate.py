@@ -14,16 +14,17 @@ def main(argv: list[str] | None = None) -> int:
         "cold-start tracks; for the configured variant, the ablations in evaluate.ablations (trained the\n"
         "same way, reused when their version exists), a Spark MLlib GBT baseline, and the demo generator's\n"
         "ground-truth limit. Writes paths.reports/evaluation/report.md with PNG plots.\n"
-        "With --hit-predictor (and --conf conf/spotify-hit-predictor.yaml, after jobs/ingest.py with the same\n"
-        "configuration): the structured branch alone on the ingested Spotify hit-predictor catalog (train\n"
-        "1960s-2000s, test 2010s) against the reference F1 0.81 / AUC 0.87, in paths.reports/hit-predictor/.")
-    parser.add_argument("--hit-predictor", action="store_true",
-                        help="evaluate on the ingested hit-predictor catalog instead of training_examples")
+        "With --labelled (after jobs/ingest.py with the same --conf): a catalog with a known label and release\n"
+        "dates, e.g. --conf conf/spotify-hit-predictor.yaml. Split by release year (labelled.test_from), the\n"
+        "train.variant model and the GBT, with the artist's history from earlier release periods as features\n"
+        "(labelled.artist_history), in paths.reports/labelled/.")
+    parser.add_argument("--labelled", "--hit-predictor", dest="labelled", action="store_true",
+                        help="evaluate on the ingested labelled catalog (known_label) instead of training_examples")
     args = parser.parse_args(argv)
-    if args.hit_predictor:
-        from hitcast.evaluation.hitpredictor import run_hit_predictor
+    if args.labelled:
+        from hitcast.evaluation.labelled import run_labelled
 
-        return run_stage(args, "hitcast-evaluate", run_hit_predictor)
+        return run_stage(args, "hitcast-evaluate", run_labelled)
     from hitcast.evaluation.suite import evaluate_catalog
 
     return run_stage(args, "hitcast-evaluate", evaluate_catalog)

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hitcast.evaluation.metrics import (METRIC_KEYS, best_threshold, binary_metrics, calibration_curve,
-                                        f1_top_share, grouped_metrics, release_period)
+from hitcast.evaluation.metrics import (METRIC_KEYS, best_threshold, binary_metrics, bootstrap_threshold,
+                                        calibration_curve, choose_threshold, f1_top_share, grouped_metrics,
+                                        release_period)
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1])
 P = np.array([.1, .4, .35, .8, .4, .9, .2, .4, .65, .7, .05, .55])   # ties at 0.4 across classes
@@ -85,3 +86,22 @@ def test_f1_top_share_flags_the_same_share_of_every_cutoff():
     assert f1_top_share(y, p, np.zeros(10), share=0.3) == pytest.approx(2 * 2 / (3 + 3))   # rows 0, 1, 7 as one group
     assert f1_top_share(y, np.ones(10), cut, share=0.2) == pytest.approx(2 * 2 / (2 + 3))  # ties: earlier rows (0, 5)
     assert f1_top_share(y, p, cut, share=0.0) == 0.0
+
+
+def test_bootstrap_threshold_is_closer_to_the_populations_than_one_samples_argmax():
+    # calibrated scores: P(y=1 | p) = p. The population's F1-best threshold comes from a very large sample;
+    # on small validation samples the bootstrap median misses it by less, on average, than the argmax.
+    rng = np.random.default_rng(3)
+    big = rng.random(400_000)
+    target = best_threshold(rng.random(big.size) < big, big)
+    assert 0.3 < target < 0.45                                    # F1*/2 for these scores
+    err_max, err_boot = [], []
+    for _ in range(30):
+        p = rng.random(400)
+        y = (rng.random(400) < p).astype(int)
+        err_max.append(abs(best_threshold(y, p) - target))
+        err_boot.append(abs(bootstrap_threshold(y, p, draws=100) - target))
+    assert np.mean(err_boot) < 0.9 * np.mean(err_max)          # measured: 0.043 against 0.051
+    assert bootstrap_threshold(y, p) == bootstrap_threshold(y, p)              # deterministic for a seed
+    assert choose_threshold(y, p, "f1_max") == best_threshold(y, p)
+    assert bootstrap_threshold(np.zeros(3), np.array([.2, .3, .4])) == 0.5

@@ -1,7 +1,8 @@
 """Evaluation on literal rows: assessment with a validation threshold, the ground-truth limit, the GBT
-baseline, the hit-predictor examples from the ingested catalog, and the report with its PNGs."""
+baseline, a labelled catalog's examples and artist history, and the report with its PNGs."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -102,10 +103,10 @@ def spotify_row(uri: str, target: str, decade: int, dance: float, sections: int)
             f"{target},{decade}")
 
 
-def test_hit_predictor_examples_come_from_the_ingested_catalog(spark, tmp_path):
+def test_labelled_examples_come_from_the_ingested_catalog(spark, tmp_path):
     from hitcast.config import load_config
     from hitcast.errors import TableMissingError
-    from hitcast.evaluation.hitpredictor import NUMERIC, as_examples, read_catalog
+    from hitcast.evaluation.labelled import ARTIST_HISTORY, CANDIDATES, as_examples, model_features, read_catalog
     from hitcast.ingest.pipeline import run_ingest
 
     csv = tmp_path / "csv"
@@ -118,10 +119,13 @@ def test_hit_predictor_examples_come_from_the_ingested_catalog(spark, tmp_path):
     cfg = load_config(Path(__file__).resolve().parents[1] / "conf" / "spotify-hit-predictor.yaml",
                       ["spark.master=local[2]", f"paths.root={tmp_path}", "paths.warehouse=wh",
                        f"ingest.catalog_path={csv}", "ingest.events_path=no-events"])
-    with pytest.raises(TableMissingError, match="jobs/ingest.py --conf conf/spotify-hit-predictor.yaml"):
+    with pytest.raises(TableMissingError, match="jobs/ingest.py with the same --conf"):
         read_catalog(spark, cfg)
     run_ingest(spark, cfg)
-    ex = {r.track_id: r.asDict() for r in as_examples(read_catalog(spark, cfg)).collect()}
+    catalog = read_catalog(spark, cfg)
+    features = model_features(catalog, [])
+    assert features == [c for c in CANDIDATES if c != "explicit"]     # every numeric column with values
+    ex = {r.track_id: r.asDict() for r in as_examples(catalog, features=features).collect()}
     assert sorted(ex) == ["u1", "u2", "u7"]            # u4 has no label; u7: xxhash64 % 100 = 0 < 10
     u1 = ex["u1"]                                       # in both files: dataset-of-60s.csv sorts last and wins
     assert (u1["is_hit"], u1["danceability"], u1["sections"], u1["chorus_hit"], u1["duration_ms"]) == \
@@ -129,7 +133,28 @@ def test_hit_predictor_examples_come_from_the_ingested_catalog(spark, tmp_path):
     assert (str(u1["cutoff"]), str(u1["release_date"]), u1["split"]) == ("1960-01-01", "1960-01-01", "train")
     assert (ex["u2"]["split"], ex["u2"]["is_hit"], ex["u7"]["split"]) == ("test", 0, "validation")
     assert (ex["u7"]["genre"], ex["u7"]["popularity"], ex["u7"]["cold_start"]) == (None, None, False)
-    assert all(ex["u7"][c] is not None for c in NUMERIC)
+    assert all(ex["u7"][c] is not None for c in features) and not set(ARTIST_HISTORY) & set(ex["u7"])
+
+
+def test_artist_history_counts_earlier_periods_only(spark):
+    from hitcast.evaluation.labelled import artist_history
+
+    rows = [  # track, artist_id, artist_name, release, label
+        ("a60", None, "Ann", "1961-05-01", 1), ("a65", None, " ann ", "1965-01-01", 0),   # same artist by name
+        ("a70", None, "Ann", "1972-01-01", None),   # unlabelled: counted as a track, not in the rate
+        ("a80", None, "ANN", "1980-01-01", 0), ("a81", None, "Ann", "1989-12-31", 1),    # same period as a80
+        ("b70", "id-b", "Ann", "1975-01-01", 1),    # artist_id wins: another artist than "Ann"
+        ("b90", "id-b", "Bob", "1990-01-01", 0), ("n00", None, None, "2000-01-01", 1),
+        ("x00", None, "Ann", None, 1)]
+    catalog = spark.createDataFrame([(t, i, n, None if d is None else dt.date.fromisoformat(d), lab)
+                                     for t, i, n, d, lab in rows],
+                                    "track_id string, artist_id string, artist_name string, release_date date, "
+                                    "known_label int")
+    got = {r.track_id: (r.artist_prev_tracks, r.artist_prev_hits, r.artist_prev_hit_rate)
+           for r in artist_history(catalog, period_years=10).collect()}
+    assert got == {"a60": (0.0, 0.0, None), "a65": (0.0, 0.0, None), "a70": (2.0, 1.0, 0.5),
+                   "a80": (3.0, 1.0, 0.5), "a81": (3.0, 1.0, 0.5), "b70": (0.0, 0.0, None),
+                   "b90": (1.0, 1.0, 1.0)}            # no artist or no release date: no history row
 
 
 def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):

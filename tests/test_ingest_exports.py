@@ -264,8 +264,8 @@ def test_track_key_normalises_artist_and_title(artist, title, key):
 
 def test_shipped_profiles_load_and_a_bad_profile_names_its_key(tmp_path, cfg):
     for name in ("spotify-extended", "spotify-account", "lastfm"):
-        assert read_profile(PROJECT_ROOT / "conf" / f"events-{name}.yaml").profile == name
-    text = (PROJECT_ROOT / "conf" / "events-lastfm.yaml").read_text()
+        assert read_profile(PROJECT_ROOT / "conf" / "events" / f"{name}.yaml").profile == name
+    text = (PROJECT_ROOT / "conf" / "events" / "lastfm.yaml").read_text()
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace("skip_below_ms: 0", "skip_below_ms: 0\nskip_above_ms: 1"))
     with pytest.raises(ConfigError, match="unknown event profile key 'skip_above_ms'"):

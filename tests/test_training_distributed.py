@@ -73,7 +73,7 @@ def test_version_files_and_models_row(spark, trained):
 
 
 def test_the_validation_threshold_of_the_kept_epoch_is_saved(spark, trained):
-    from hitcast.evaluation.metrics import best_threshold
+    from hitcast.evaluation.metrics import bootstrap_threshold
     from hitcast.model.dataset import join_spectrograms
 
     _, examples, spectrograms, _, out = trained
@@ -84,7 +84,8 @@ def test_the_validation_threshold_of_the_kept_epoch_is_saved(spark, trained):
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(val)["hit_probability"].to_numpy()
     assert bundle.threshold == m["threshold"]
-    assert m["threshold"] == pytest.approx(best_threshold(val["is_hit"].to_numpy(), p), abs=1e-5)
+    # train.threshold: f1_bootstrap (base.yaml)
+    assert m["threshold"] == pytest.approx(bootstrap_threshold(val["is_hit"].to_numpy(), p), abs=1e-5)
 
 
 def test_rerun_skips_and_version_is_deterministic(spark, trained):

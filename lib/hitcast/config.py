@@ -173,6 +173,7 @@ class TrainSection:
     scaling: Literal["piecewise", "rank_gauss", "standard"]
     bins: int
     restore_best: bool
+    threshold: Literal["f1_max", "f1_bootstrap"]
     timeout_s: int
 
 
@@ -187,6 +188,18 @@ class EvaluateSection:
     oracle: bool
     min_group_rows: int
     calibration_bins: int
+
+
+@dataclass
+class LabelledSection:
+    """A catalog with a known label (``known_label``) and release dates, evaluated by ``evaluate.py --labelled``."""
+
+    test_from: int
+    validation_share: int
+    period_years: int
+    artist_history: bool
+    features: list[str]
+    reference: dict[str, float]
 
 
 @dataclass
@@ -241,6 +254,7 @@ class Config:
     dsp: DspSection
     train: TrainSection
     evaluate: EvaluateSection
+    labelled: LabelledSection
     score: ScoreSection
     promote: PromoteSection
     sql: SqlSection

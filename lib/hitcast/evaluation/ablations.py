@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
-from hitcast.evaluation.metrics import best_threshold, binary_metrics, grouped_metrics, release_period
+from hitcast.evaluation.metrics import binary_metrics, choose_threshold, grouped_metrics, release_period
 from hitcast.model.bundle import load_bundle
 from hitcast.model.dataset import join_spectrograms
 from hitcast.model.tabular import TabularStats, compute_stats, feature_columns
@@ -59,11 +59,13 @@ def eval_rows(examples: DataFrame, spectrograms: DataFrame | None,
     return pdf
 
 
-def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int = 20) -> ModelResult:
-    """Threshold on the validation rows, metrics on the test rows of ``rows`` scored ``p``."""
+def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int = 20,
+           threshold_rule: str = "f1_max") -> ModelResult:
+    """Threshold on the validation rows (by ``threshold_rule``, see ``train.threshold``), metrics on the
+    test rows of ``rows`` scored ``p``."""
     df = rows.assign(p=np.asarray(p, dtype=np.float64))
     val, test = df[df["split"] == "validation"], df[df["split"] == "test"]
-    threshold = best_threshold(val["is_hit"].to_numpy(), val["p"].to_numpy()) if len(val) else 0.5
+    threshold = choose_threshold(val["is_hit"].to_numpy(), val["p"].to_numpy(), threshold_rule) if len(val) else 0.5
     cols = [c for c in ("track_id", "cutoff", "genre", "period", "cold_start", "is_hit", "p") if c in test]
     test = test[cols].reset_index(drop=True)
     result = ModelResult(name, version, threshold, test,
@@ -91,7 +93,8 @@ def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, *, spect
         set_role(spark, cfg, out.version, "ablation", reason="evaluation ablation")
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
-    return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows)
+    return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows,
+                  threshold_rule=cfg.train.threshold)
 
 
 def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, *, name: str = "gbt") -> ModelResult:
@@ -107,4 +110,5 @@ def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, *, name: st
     if merged["p"].isna().any():
         log.warning("GBT scored %d of %d rows", int(merged["p"].notna().sum()), len(merged))
     return assess(name, f"spark-mllib-gbt-{cfg.evaluate.gbt_iterations}x{cfg.evaluate.gbt_max_depth}",
-                  rows=merged.drop(columns=["p"]), p=merged["p"].fillna(0.0).to_numpy(), min_group_rows=cfg.evaluate.min_group_rows)
+                  rows=merged.drop(columns=["p"]), p=merged["p"].fillna(0.0).to_numpy(), min_group_rows=cfg.evaluate.min_group_rows,
+                  threshold_rule=cfg.train.threshold)

@@ -1,7 +1,7 @@
 """Event profiles: how one service's listening-history export maps onto the events contract.
 
 A profile is a YAML file, chosen with ``ingest.events_profile``: a name (``spotify-extended`` is
-``conf/events-spotify-extended.yaml`` in the checkout) or the path of a file (absolute, or relative to
+``conf/events/spotify-extended.yaml`` in the checkout) or the path of a file (absolute, or relative to
 ``paths.root``). Empty means the events contract itself (JSON lines or Parquet, ``events_column_mapping``).
 Every key below is required and no other is allowed; an error names the file and the key.
 
@@ -123,8 +123,8 @@ def read_profile(path: Path) -> EventProfile:
 
 
 def shipped_profiles() -> list[str]:
-    """Names of the profiles in the checkout's ``conf/`` (``conf/events-<name>.yaml``)."""
-    return sorted(p.name[len("events-"):-len(".yaml")] for p in (PROJECT_ROOT / "conf").glob("events-*.yaml"))
+    """Names of the profiles in the checkout's ``conf/events/`` (``conf/events/<name>.yaml``)."""
+    return sorted(p.stem for p in (PROJECT_ROOT / "conf" / "events").glob("*.yaml"))
 
 
 def resolve_profile(cfg: Config) -> EventProfile | None:
@@ -133,7 +133,7 @@ def resolve_profile(cfg: Config) -> EventProfile | None:
     if not value:
         return None
     if "/" not in value and not value.endswith((".yaml", ".yml")):
-        path = PROJECT_ROOT / "conf" / f"events-{value}.yaml"
+        path = PROJECT_ROOT / "conf" / "events" / f"{value}.yaml"
         if not path.is_file():
             raise ConfigError(f"ingest.events_profile: no profile named {value!r} (shipped: "
                               f"{', '.join(shipped_profiles())}; or give the path of a profile file)")

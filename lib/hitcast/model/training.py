@@ -164,7 +164,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                 "lr_schedule": t.lr_schedule, "weight_decay": t.weight_decay,
                 "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
                 "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers,
-                "restore_best": t.restore_best, "save_path": str(path / registry.MODEL_FILE),
+                "restore_best": t.restore_best, "threshold": t.threshold, "save_path": str(path / registry.MODEL_FILE),
                 "model": {"tabular_width": stats.width, "n_mels": n_mels, "n_frames": n_frames,
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hitcast.evaluation.metrics import best_threshold, binary_metrics
+from hitcast.evaluation.metrics import binary_metrics, choose_threshold
 
 log = logging.getLogger("hitcast.model.trainloop")
 
@@ -175,7 +175,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                                          for i in range(0, len(val_y), 512)])
                     va = binary_metrics(val_y, vp)
                     stats["val_auc"], stats["val_f1"] = va["roc_auc"], va["f1"]
-                    stats["val_threshold"] = best_threshold(val_y, vp)     # F1-maximising, saved with the model
+                    stats["val_threshold"] = choose_threshold(val_y, vp, spec.get("threshold", "f1_max"))
                     if spec.get("restore_best", True) and np.isfinite(va["roc_auc"]) and va["roc_auc"] > best["auc"]:
                         best.update(auc=va["roc_auc"], epoch=epoch, weights=model.get_weights())
                 epoch_stats.append(stats)
