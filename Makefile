@@ -48,7 +48,7 @@ demo: setup  ## generate the demo catalog and run every stage on local[*]
 
 hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs (ingest, then evaluate)
 	$(JOB)/ingest.py --conf conf/spotify-hit-predictor.yaml
-	$(JOB)/evaluate.py --hit-predictor --conf conf/spotify-hit-predictor.yaml
+	$(JOB)/evaluate.py --labelled --conf conf/spotify-hit-predictor.yaml
 
 test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow checks excluded)
 	$(PYTHON) -m pytest -q -m "not slow" tests
@@ -76,6 +76,13 @@ bench-features: setup  ## features job on a generated 100,000-track catalog
 
 bench-scoring: setup  ## scoring stage on local[2] vs single-process inference, reasons, incremental (after make demo)
 	$(PYTHON) bench/bench_scoring.py --conf $(CONF)
+
+.PHONY: sql-server sql-server-stop
+sql-server: setup  ## SQL endpoint for analysts (Thrift JDBC/ODBC on 127.0.0.1:10000): tables + views; after make demo
+	$(JOB)/sql_server.py start --conf $(CONF)
+
+sql-server-stop:  ## stop the SQL endpoint
+	$(JOB)/sql_server.py stop --conf $(CONF)
 
 clean-data:  ## remove generated data, tables, models and reports
 	rm -rf data
