@@ -243,6 +243,25 @@ class SqlSection:
 
 
 @dataclass
+class ClusterSection:
+    """A Spark standalone cluster on this machine (:mod:`hitcast.cluster.standalone`, ``make cluster-up``)."""
+
+    host: str
+    master_port: int
+    master_ui_port: int
+    #: One port per worker (the number of workers is their number).
+    worker_ports: list[int]
+    #: One web UI port per worker.
+    worker_ui_ports: list[int]
+    worker_cores: int
+    worker_memory: str
+    daemon_memory: str
+    #: PID file, logs and work folders.
+    dir: str
+    start_timeout_s: int
+
+
+@dataclass
 class Config:
     """The whole configuration of one hitcast run."""
 
@@ -258,6 +277,7 @@ class Config:
     score: ScoreSection
     promote: PromoteSection
     sql: SqlSection
+    cluster: ClusterSection
     #: The file this configuration was loaded from (for lineage).
     source: str = ""
 

@@ -1,0 +1,337 @@
+"""A Spark standalone cluster on this machine: one master and ``len(cluster.worker_ports)`` workers.
+
+Each daemon is ``bin/spark-class org.apache.spark.deploy.master.Master`` (or ``...worker.Worker``) of the pip
+pyspark (which has no ``sbin/`` start scripts), started in the background in its own session (process group),
+bound to ``cluster.host`` on the ports of the ``cluster`` section. Under ``cluster.dir``: ``cluster.json`` (the
+PID file: PIDs, ports, logs), one log per daemon and the workers' work folders (executor logs and the archives
+they unpack).
+
+:func:`start_cluster` refuses a port in use (the message names it and its key), then waits until the master's
+``/json/`` reports every worker ALIVE. :func:`stop_cluster` stops every process group it started (executors run
+in their worker's group) and checks that none is left.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hitcast.config import Config
+from hitcast.errors import ConfigError, HitcastError
+from hitcast.sql.server import port_in_use, spark_home
+
+log = logging.getLogger(__name__)
+
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+#: Daemons this process started, by PID (so that stopping them also reaps them).
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """One master or worker process as the PID file records it."""
+
+    role: str
+    pid: int
+    port: int
+    ui_port: int
+    log: str
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A running cluster: its master URL, master web UI and daemons."""
+
+    master_url: str
+    ui_url: str
+    daemons: tuple[Daemon, ...]
+    start_s: float = 0.0
+
+
+def cluster_dir(cfg: Config) -> Path:
+    """``cluster.dir`` resolved against the data root."""
+    return cfg.path(cfg.cluster.dir)
+
+
+def pid_file(cfg: Config) -> Path:
+    return cluster_dir(cfg) / "cluster.json"
+
+
+def master_url(cfg: Config) -> str:
+    """``spark://host:master_port``: what ``spark.master`` / ``--master`` must say."""
+    return f"spark://{cfg.cluster.host}:{cfg.cluster.master_port}"
+
+
+def named_ports(cfg: Config) -> list[tuple[str, int]]:
+    """Every port the cluster listens on, with its configuration key.
+
+    Raises
+    ------
+    ConfigError
+        When the worker lists differ in length, a port repeats, or there is no worker.
+    """
+    c = cfg.cluster
+    if not c.worker_ports or len(c.worker_ports) != len(c.worker_ui_ports):
+        raise ConfigError(f"configuration keys cluster.worker_ports ({c.worker_ports}) and cluster.worker_ui_ports "
+                          f"({c.worker_ui_ports}) must name one port each per worker, at least one worker")
+    ports = [("cluster.master_port", c.master_port), ("cluster.master_ui_port", c.master_ui_port)]
+    ports += [(f"cluster.worker_ports[{i}]", p) for i, p in enumerate(c.worker_ports)]
+    ports += [(f"cluster.worker_ui_ports[{i}]", p) for i, p in enumerate(c.worker_ui_ports)]
+    seen: dict[int, str] = {}
+    for key, port in ports:
+        if port in seen:
+            raise ConfigError(f"configuration key {key}: port {port} is also {seen[port]}")
+        seen[port] = key
+    return ports
+
+
+def check_ports_free(cfg: Config) -> None:
+    """Refuse to start when any configured port is taken.
+
+    Raises
+    ------
+    HitcastError
+        Naming the first port in use and its configuration key.
+    """
+    for key, port in named_ports(cfg):
+        if port_in_use(cfg.cluster.host, port):
+            raise HitcastError(f"port {port} on {cfg.cluster.host} ({key}) is in use: stop what listens there "
+                               f"(make cluster-down, if it is this cluster) or choose another port, "
+                               f"e.g. --set {key.split('[')[0]}=...")
+
+
+def check_master_setting(cfg: Config) -> None:
+    """Warn when ``spark.master`` names a standalone master other than this cluster's."""
+    if cfg.spark.master.startswith("spark://") and cfg.spark.master != master_url(cfg):
+        log.warning("spark.master is %s but this cluster's master is %s (cluster.host, cluster.master_port)",
+                    cfg.spark.master, master_url(cfg))
+
+
+def daemon_command(cfg: Config, role: str, index: int = 0) -> list[str]:
+    """The ``spark-class`` command line of the master (``role='master'``) or worker ``index``."""
+    c = cfg.cluster
+    spark_class = str(spark_home() / "bin" / "spark-class")
+    if role == "master":
+        return [spark_class, MASTER_CLASS, "--host", c.host, "--port", str(c.master_port),
+                "--webui-port", str(c.master_ui_port)]
+    return [spark_class, WORKER_CLASS, "--host", c.host, "--port", str(c.worker_ports[index]),
+            "--webui-port", str(c.worker_ui_ports[index]), "--cores", str(c.worker_cores),
+            "--memory", c.worker_memory, "--work-dir", str(cluster_dir(cfg) / "work" / f"worker-{index}"),
+            master_url(cfg)]
+
+
+def daemon_env(cfg: Config) -> dict[str, str]:
+    """The daemons' environment: the pip pyspark as ``SPARK_HOME``, loopback, a modest daemon heap.
+
+    Executors inherit it; the developer's ``PYSPARK_PYTHON`` is dropped, so executors run the interpreter the
+    job names (``spark.pyspark.python``, the shipped environment under ``spark-submit``).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    env.update(SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=cfg.cluster.host,
+               SPARK_DAEMON_MEMORY=cfg.cluster.daemon_memory, SPARK_LOG_DIR=str(cluster_dir(cfg)))
+    return env
+
+
+def _launch(cfg: Config, role: str, index: int = 0) -> Daemon:
+    name = "master" if role == "master" else f"worker-{index}"
+    log_path = cluster_dir(cfg) / f"{name}.log"
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(daemon_command(cfg, role, index), cwd=cluster_dir(cfg), env=daemon_env(cfg),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    _CHILDREN[proc.pid] = proc
+    c = cfg.cluster
+    port, ui = ((c.master_port, c.master_ui_port) if role == "master"
+                else (c.worker_ports[index], c.worker_ui_ports[index]))
+    return Daemon(name, proc.pid, port, ui, str(log_path))
+
+
+def master_status(host: str, ui_port: int) -> dict | None:
+    """The master's ``/json/`` status, or ``None`` while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{ui_port}/json/", timeout=2) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def alive_workers(status: dict | None) -> int:
+    """How many workers the master's status reports ALIVE."""
+    return sum(1 for w in (status or {}).get("workers", []) if w.get("state") == "ALIVE")
+
+
+def _log_tail(path: str, lines: int = 12) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_alive(cfg: Config, daemons: list[Daemon]) -> None:
+    want = len(cfg.cluster.worker_ports)
+    deadline = time.monotonic() + cfg.cluster.start_timeout_s
+    while alive_workers(master_status(cfg.cluster.host, cfg.cluster.master_ui_port)) < want:
+        for d in daemons:
+            if not _running(d.pid):
+                raise HitcastError(f"the cluster's {d.role} (pid {d.pid}) exited while starting; its log "
+                                   f"{d.log} ends:\n{_log_tail(d.log)}")
+        if time.monotonic() > deadline:
+            raise HitcastError(f"the master did not report {want} workers ALIVE within "
+                               f"{cfg.cluster.start_timeout_s} s (cluster.start_timeout_s); logs in {cluster_dir(cfg)}")
+        time.sleep(0.5)
+
+
+def start_cluster(cfg: Config) -> ClusterInfo:
+    """Start the master and the workers, and wait until the master reports every worker ALIVE.
+
+    The previous run's work folders are removed first (they hold unpacked environments).
+
+    Returns
+    -------
+    ClusterInfo
+        Also written to ``<cluster.dir>/cluster.json``.
+
+    Raises
+    ------
+    HitcastError
+        When this cluster already runs, a port is in use, or it does not come up (it is stopped again then).
+    """
+    running = running_cluster(cfg)
+    if running is not None:
+        raise HitcastError(f"the cluster of {cluster_dir(cfg)} already runs ({running.master_url}); "
+                           "stop it first: make cluster-down")
+    check_ports_free(cfg)
+    check_master_setting(cfg)
+    base = cluster_dir(cfg)
+    shutil.rmtree(base / "work", ignore_errors=True)
+    base.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    daemons = [_launch(cfg, "master")]
+    info = ClusterInfo(master_url(cfg), f"http://{cfg.cluster.host}:{cfg.cluster.master_ui_port}", ())
+    try:
+        daemons += [_launch(cfg, "worker", i) for i in range(len(cfg.cluster.worker_ports))]
+        info = ClusterInfo(info.master_url, info.ui_url, tuple(daemons))
+        _write_pid_file(cfg, info)
+        _wait_alive(cfg, daemons)
+    except BaseException:
+        _stop_daemons(daemons, timeout_s=30)
+        pid_file(cfg).unlink(missing_ok=True)
+        raise
+    info = ClusterInfo(info.master_url, info.ui_url, tuple(daemons), round(time.perf_counter() - t0, 1))
+    _write_pid_file(cfg, info)
+    log.info("cluster up in %.1f s: master %s (UI %s), %d workers ALIVE", info.start_s, info.master_url,
+             info.ui_url, len(daemons) - 1)
+    return info
+
+
+def _write_pid_file(cfg: Config, info: ClusterInfo) -> None:
+    pid_file(cfg).write_text(json.dumps(asdict(info), indent=1))
+
+
+def read_pid_file(cfg: Config) -> ClusterInfo | None:
+    """The cluster the PID file records, if the file exists."""
+    path = pid_file(cfg)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return ClusterInfo(data["master_url"], data["ui_url"], tuple(Daemon(**d) for d in data["daemons"]),
+                       data.get("start_s", 0.0))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:        # a zombie (exited, not yet reaped by its parent) no longer runs
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def group_members(pgids: set[int]) -> list[int]:
+    """PIDs of live processes in the process groups ``pgids`` (Linux ``/proc``)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().split(") ")[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) in pgids:
+            members.append(int(entry.name))
+    return members
+
+
+def running_cluster(cfg: Config) -> ClusterInfo | None:
+    """The cluster this configuration started, if any of its daemons still runs (a stale PID file is removed)."""
+    info = read_pid_file(cfg)
+    if info is None:
+        return None
+    if group_members({d.pid for d in info.daemons}):
+        return info
+    log.info("removing the stale PID file %s (no process of it is left)", pid_file(cfg))
+    pid_file(cfg).unlink(missing_ok=True)
+    return None
+
+
+def _stop_daemons(daemons: list[Daemon] | tuple[Daemon, ...], *, timeout_s: float) -> list[int]:
+    """SIGTERM every daemon's process group (workers first), SIGKILL what is left after ``timeout_s``.
+
+    Returns the PIDs still alive afterwards (none, normally).
+    """
+    groups = {d.pid for d in daemons}
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for d in sorted(daemons, key=lambda d: d.role == "master"):
+            try:
+                os.killpg(d.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + timeout_s
+        while group_members(groups) and time.monotonic() < deadline:
+            _reap()
+            time.sleep(0.2)
+        _reap()
+        if not group_members(groups):
+            return []
+        log.warning("cluster processes %s did not stop on %s", group_members(groups), sig.name)
+    return group_members(groups)
+
+
+def _reap() -> None:
+    """Collect the daemons this process started that have exited, so they do not linger as zombies."""
+    for pid, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
+def stop_cluster(cfg: Config, *, timeout_s: float = 30) -> ClusterInfo | None:
+    """Stop the cluster the PID file names; ``None`` when none runs.
+
+    Raises
+    ------
+    HitcastError
+        When a process of it is still alive after SIGKILL (the message names the PIDs).
+    """
+    info = running_cluster(cfg)
+    if info is None:
+        log.info("no cluster runs for %s", cluster_dir(cfg))
+        return None
+    left = _stop_daemons(info.daemons, timeout_s=timeout_s)
+    if left:
+        raise HitcastError(f"cluster processes {left} are still alive after SIGKILL")
+    pid_file(cfg).unlink(missing_ok=True)
+    log.info("stopped the cluster %s (%d daemons)", info.master_url, len(info.daemons))
+    return info
