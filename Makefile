@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds bench-scoring package clean clean-data
+        bench-seeds bench-scoring package clean clean-data test-cluster
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -50,15 +50,28 @@ hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs
 	$(JOB)/ingest.py --conf conf/spotify-hit-predictor.yaml
 	$(JOB)/evaluate.py --labelled --conf conf/spotify-hit-predictor.yaml
 
-test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow checks excluded)
-	$(PYTHON) -m pytest -q -m "not slow" tests
+test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow and cluster checks excluded)
+	$(PYTHON) -m pytest -q -m "not slow and not cluster" tests
 
-test-all: setup  ## every test, including the slow ones
+test-cluster: setup package  ## jobs through spark-submit on a standalone cluster on free ports (minutes)
+	$(PYTHON) -m pytest -q -s -m cluster tests/test_cluster.py
+
+test-all: setup package  ## every test, including the slow and the cluster ones
 	$(PYTHON) -m pytest -q tests
 
-package: setup  ## dist/hitcast.zip for spark-submit --py-files (a .whl fails on executors)
-	mkdir -p dist && rm -f dist/hitcast.zip
-	$(PYTHON) -c "import zipfile, pathlib; z = zipfile.ZipFile('dist/hitcast.zip', 'w', zipfile.ZIP_DEFLATED); [z.write(p, p.relative_to('lib')) for p in sorted(pathlib.Path('lib/hitcast').rglob('*.py'))]; z.close()"
+package: setup  ## dist/hitcast.zip (--py-files; a .whl fails on executors) + dist/hitcast-env.tar.gz (venv-pack, --archives)
+	$(JOB)/cluster.py package
+
+.PHONY: cluster-up cluster-down cluster-status test-cluster
+CLUSTER_CONF ?= conf/standalone.yaml
+cluster-up: setup  ## a Spark standalone master + two 1-core workers on 127.0.0.1, ports from conf/standalone.yaml
+	$(JOB)/cluster.py up --conf $(CLUSTER_CONF)
+
+cluster-down:  ## stop the standalone cluster (every process it started)
+	$(JOB)/cluster.py down --conf $(CLUSTER_CONF)
+
+cluster-status:  ## is the standalone cluster up, and how many workers are ALIVE
+	$(JOB)/cluster.py status --conf $(CLUSTER_CONF)
 
 bench: bench-spectrograms bench-training bench-features bench-scoring  ## every benchmark
 

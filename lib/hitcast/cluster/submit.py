@@ -1,0 +1,77 @@
+"""The ``spark-submit`` command line of a hitcast job on the standalone cluster (client deploy mode).
+
+The driver runs here with the developer's interpreter; executors run the shipped environment::
+
+    spark-submit --master spark://127.0.0.1:7177 --deploy-mode client \\
+      --archives dist/hitcast-env.tar.gz#environment --py-files dist/hitcast.zip \\
+      --jars .cache/jars/delta-spark_2.13-<v>.jar,.cache/jars/delta-storage-<v>.jar \\
+      --conf spark.pyspark.python=./environment/bin/python \\
+      --conf spark.pyspark.driver.python=.venv/bin/python \\
+      jobs/score.py --conf conf/standalone.yaml
+
+``spark.pyspark.python`` alone would also name the driver's interpreter; in client mode the driver has no
+``./environment``, hence ``spark.pyspark.driver.python`` (in YARN and Kubernetes cluster mode the driver runs in a
+container with the archive, and only ``spark.pyspark.python`` is set: README).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE, LIBRARY_ZIP
+from hitcast.cluster.standalone import master_url
+from hitcast.config import Config
+from hitcast.errors import HitcastError
+from hitcast.sql.server import delta_jar_files, spark_home
+
+
+def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, archive: Path = ENV_ARCHIVE,
+                   library: Path = LIBRARY_ZIP, driver_python: str | None = None) -> list[str]:
+    """``spark-submit`` of ``job`` (a ``jobs/*.py`` file) with ``job_args`` to this configuration's cluster.
+
+    Raises
+    ------
+    HitcastError
+        When ``make package`` has not built the archive or the zip, or the Delta jars are missing.
+    """
+    for path in (archive, library):
+        if not Path(path).is_file():
+            raise HitcastError(f"{path} does not exist: run make package")
+    jars = delta_jar_files(cfg)
+    return [str(spark_home() / "bin" / "spark-submit"), "--master", master_url(cfg), "--deploy-mode", "client",
+            "--archives", f"{archive}#{ENV_ALIAS}", "--py-files", str(library),
+            "--jars", ",".join(str(j) for j in jars),
+            "--conf", f"spark.pyspark.python=./{ENV_ALIAS}/bin/python",
+            "--conf", f"spark.pyspark.driver.python={driver_python or sys.executable}",
+            str(job), *job_args]
+
+
+def submit_env(cfg: Config) -> dict[str, str]:
+    """The environment of ``spark-submit``: loopback (``SPARK_LOCAL_IP``), and no developer ``PYSPARK_PYTHON``
+    (the command's ``spark.pyspark.*`` settings decide)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    env["SPARK_LOCAL_IP"] = cfg.cluster.host
+    env["SPARK_HOME"] = str(spark_home())
+    return env
+
+
+def submit(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, log_path: Path,
+           timeout_s: float = 1800, **options) -> subprocess.CompletedProcess:
+    """Run :func:`submit_command` to the end, its output to ``log_path``; the exit status is the job's.
+
+    Raises
+    ------
+    HitcastError
+        When the job exits non-zero (with the end of its log).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as out:
+        done = subprocess.run(submit_command(cfg, job, job_args, **options), env=submit_env(cfg),
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
+    if done.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise HitcastError(f"spark-submit {Path(job).name} exited with {done.returncode}; {log_path} ends:\n{tail}")
+    return done
