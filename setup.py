@@ -13,7 +13,7 @@ setup(
     description="Catalog-scale hit prediction on Spark, Delta Lake and TensorFlow",
     package_dir={"": "lib"},
     packages=find_packages("lib"),
-    package_data={"hitcast": ["py.typed"]},
+    package_data={"hitcast": ["py.typed", "sql/views/*.sql"]},
     python_requires=">=3.11,<3.12",
     install_requires=REQUIREMENTS,
 )
