@@ -117,6 +117,8 @@ def build_session(cfg: Config, app_name: str = "hitcast"):  # -> SparkSession
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("HITCAST_SPARK_LOG_LEVEL", "WARN"))
+    jars = ("spark-submit --jars" if "spark.jars" in submitted else "cache" if "spark.jars" in settings
+            else "spark.jars.packages")
     log.info("Spark %s session '%s' on %s (Delta jars: %s)", spark.version, settings["spark.app.name"],
-             cfg.spark.master, "cache" if "spark.jars" in settings else "spark.jars.packages")
+             spark.sparkContext.master, jars)
     return spark
