@@ -3,8 +3,11 @@ promotion, catalog scoring; then the predictions table is checked row by row aga
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +206,30 @@ def test_prospect_metadata_errors_name_the_file_and_column(spark, tmp_path):
     meta.write_text("name,artist_name\na.wav,X\n")
     with pytest.raises(InputContractError, match="no column 'file'"):
         read_metadata(spark, meta, ["a.wav"])
+
+
+def test_a_reader_sees_one_whole_version_while_a_rescoring_commits(spark, pipeline, tmp_path):
+    """Another process reads ``predictions`` over and over while a full rescoring MERGEs a new run_id into
+    every row: each read sees one complete table version (the rows of the run before, or of the new run),
+    never a mix."""
+    cfg, _, trained, first = pipeline
+    location = cfg.table("predictions")
+    before = {r.run_id: r["count"] for r in read_table(spark, cfg, "predictions").groupBy("run_id").count().collect()}
+    n = sum(before.values())
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, str(Path(__file__).with_name("snapshot_reader.py")), location,
+                               str(stop)], stdout=subprocess.PIPE, text=True)
+    try:
+        seen = [json.loads(reader.stdout.readline())]          # the reader is up and has read once
+        run = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True)
+        stop.touch()
+        out, _ = reader.communicate(timeout=300)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    seen += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert reader.returncode == 0 and len(seen) >= 3
+    after = {run.run_id: n}
+    assert seen[0] == before and seen[-1] == after
+    mixed = [read for read in seen if read not in (before, after)]
+    assert not mixed, f"reads that saw neither whole version: {mixed[:3]}"
