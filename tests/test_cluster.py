@@ -12,19 +12,17 @@ cold caches. Run it with ``make test-cluster``.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from clusterfix import RUN_COLUMNS, path_overrides, standalone_cluster
 from helpers import REPO, build_inputs, make_config
 from hitcast.cluster import standalone
 from hitcast.cluster.package import ENV_ALIAS, build_packages
 from hitcast.cluster.submit import submit
-from hitcast.config import load_config
 from hitcast.model.promote import run_promote
 from hitcast.model.training import run_training
 from hitcast.scoring.stage import run_scoring
@@ -34,46 +32,13 @@ pytestmark = pytest.mark.cluster
 
 SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
             "demo.mc_draws=20", "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
-#: Columns of a scoring run that differ between any two runs.
-RUN_COLUMNS = ("run_id", "scored_at")
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel reports free on 127.0.0.1 (held open together, so they differ)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
-def path_overrides(root: Path) -> list[str]:
-    """The ``--set`` list :func:`helpers.make_config` applies: every path under ``root``."""
-    return [f"paths.root={root}", "paths.warehouse=warehouse", "paths.raw=raw", "paths.audio_roots=[raw/audio]",
-            "paths.models=models", "paths.reports=reports", "ingest.catalog_path=raw/catalog",
-            "ingest.events_path=raw/events"]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A standalone cluster (conf/standalone.yaml on free ports) for this module; stopped, and no process of it
-    left, afterwards."""
-    master, master_ui, w0, w1, ui0, ui1 = free_ports(6)
-    overrides = [f"cluster.dir={tmp_path_factory.mktemp('cluster')}", f"cluster.master_port={master}",
-                 f"cluster.master_ui_port={master_ui}", f"cluster.worker_ports=[{w0},{w1}]",
-                 f"cluster.worker_ui_ports=[{ui0},{ui1}]", f"spark.master=spark://127.0.0.1:{master}"]
-    cfg = load_config(REPO / "conf" / "standalone.yaml", overrides)
-    t0 = time.perf_counter()
-    info = standalone.start_cluster(cfg)
-    print(f"cluster up in {time.perf_counter() - t0:.1f} s")
-    try:
-        assert standalone.alive_workers(standalone.master_status("127.0.0.1", master_ui)) == 2
-        yield cfg, overrides
-    finally:
-        standalone.stop_cluster(cfg)
-        assert standalone.group_members({d.pid for d in info.daemons}) == [], "a cluster process is left"
-        assert standalone.running_cluster(cfg) is None
-        shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments
+    """A standalone cluster for this module (:func:`clusterfix.standalone_cluster`)."""
+    with standalone_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ container with the archive, and only ``spark.pyspark.python`` is set: README).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,23 +30,31 @@ from hitcast.sql.server import delta_jar_files, spark_home
 
 
 def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, archive: Path = ENV_ARCHIVE,
-                   library: Path = LIBRARY_ZIP, driver_python: str | None = None) -> list[str]:
+                   library: Path = LIBRARY_ZIP, driver_python: str | None = None,
+                   master: str | None = None) -> list[str]:
     """``spark-submit`` of ``job`` (a ``jobs/*.py`` file) with ``job_args`` to this configuration's cluster.
+
+    ``master='local[2]'`` (or any ``local...``) submits to an in-process master instead: nothing is shipped, the
+    driver (and its executor threads) run ``driver_python``; the driver is still the ``spark-submit`` process.
 
     Raises
     ------
     HitcastError
         When ``make package`` has not built the archive or the zip, or the Delta jars are missing.
     """
+    jars = ",".join(str(j) for j in delta_jar_files(cfg))
+    python = driver_python or sys.executable
+    head = [str(spark_home() / "bin" / "spark-submit")]
+    if master is not None and master.startswith("local"):
+        return [*head, "--master", master, "--jars", jars, "--conf", f"spark.pyspark.python={python}", str(job),
+                *job_args]
     for path in (archive, library):
         if not Path(path).is_file():
             raise HitcastError(f"{path} does not exist: run make package")
-    jars = delta_jar_files(cfg)
-    return [str(spark_home() / "bin" / "spark-submit"), "--master", master_url(cfg), "--deploy-mode", "client",
-            "--archives", f"{archive}#{ENV_ALIAS}", "--py-files", str(library),
-            "--jars", ",".join(str(j) for j in jars),
+    return [*head, "--master", master or master_url(cfg), "--deploy-mode", "client",
+            "--archives", f"{archive}#{ENV_ALIAS}", "--py-files", str(library), "--jars", jars,
             "--conf", f"spark.pyspark.python=./{ENV_ALIAS}/bin/python",
-            "--conf", f"spark.pyspark.driver.python={driver_python or sys.executable}",
+            "--conf", f"spark.pyspark.driver.python={python}",
             str(job), *job_args]
 
 
@@ -58,20 +67,39 @@ def submit_env(cfg: Config) -> dict[str, str]:
     return env
 
 
+def start_submit(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, log_path: Path,
+                 **options) -> subprocess.Popen:
+    """Start :func:`submit_command` in the background, in a session of its own (so that the ``spark-submit`` JVM
+    and the Python driver it runs can be stopped together with ``os.killpg``), its output to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as out:
+        return subprocess.Popen(submit_command(cfg, job, job_args, **options), env=submit_env(cfg),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def log_tail(log_path: Path, lines: int = 25) -> str:
+    """The last ``lines`` lines of a job's log."""
+    return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:])
+
+
 def submit(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, log_path: Path,
-           timeout_s: float = 1800, **options) -> subprocess.CompletedProcess:
-    """Run :func:`submit_command` to the end, its output to ``log_path``; the exit status is the job's.
+           timeout_s: float = 1800, **options) -> int:
+    """Run :func:`submit_command` to the end, its output to ``log_path``; returns the job's exit status (0).
 
     Raises
     ------
     HitcastError
-        When the job exits non-zero (with the end of its log).
+        When the job exits non-zero (with the end of its log) or runs longer than ``timeout_s`` (it is killed).
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as out:
-        done = subprocess.run(submit_command(cfg, job, job_args, **options), env=submit_env(cfg),
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s)
-    if done.returncode != 0:
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
-        raise HitcastError(f"spark-submit {Path(job).name} exited with {done.returncode}; {log_path} ends:\n{tail}")
-    return done
+    proc = start_submit(cfg, job, job_args, log_path=log_path, **options)
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise HitcastError(f"spark-submit {Path(job).name} ran longer than {timeout_s:.0f} s and was killed; "
+                           f"{log_path} ends:\n{log_tail(log_path)}") from None
+    if code != 0:
+        raise HitcastError(f"spark-submit {Path(job).name} exited with {code}; {log_path} ends:\n{log_tail(log_path)}")
+    return code

@@ -1,0 +1,99 @@
+"""Shared pieces of the tests that run jobs through ``spark-submit`` on a standalone cluster on free ports."""
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from helpers import REPO
+from hitcast.cluster import standalone
+from hitcast.config import Config, load_config
+
+#: Columns of a scoring run that differ between any two runs.
+RUN_COLUMNS = ("run_id", "scored_at")
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports the kernel reports free on 127.0.0.1 (held open together, so they differ)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def path_overrides(root: Path) -> list[str]:
+    """The ``--set`` list :func:`helpers.make_config` applies: every path under ``root``."""
+    return [f"paths.root={root}", "paths.warehouse=warehouse", "paths.raw=raw", "paths.audio_roots=[raw/audio]",
+            "paths.models=models", "paths.reports=reports", "ingest.catalog_path=raw/catalog",
+            "ingest.events_path=raw/events"]
+
+
+def job_args(conf: str, root: Path, *settings: str) -> list[str]:
+    """``--conf conf/<conf> --set ...`` for a job reading and writing under ``root``."""
+    args = ["--conf", str(REPO / "conf" / conf)]
+    for setting in (*path_overrides(root), *settings):
+        args += ["--set", setting]
+    return args
+
+
+@contextmanager
+def standalone_cluster(base: Path) -> Iterator[tuple[Config, list[str]]]:
+    """A standalone cluster (conf/standalone.yaml on free ports, state under ``base``): yields its configuration
+    and the ``--set`` overrides a job needs to reach it; afterwards it is stopped and no process of it is left."""
+    master, master_ui, w0, w1, ui0, ui1 = free_ports(6)
+    overrides = [f"cluster.dir={base}", f"cluster.master_port={master}", f"cluster.master_ui_port={master_ui}",
+                 f"cluster.worker_ports=[{w0},{w1}]", f"cluster.worker_ui_ports=[{ui0},{ui1}]",
+                 f"spark.master=spark://127.0.0.1:{master}"]
+    cfg = load_config(REPO / "conf" / "standalone.yaml", overrides)
+    t0 = time.perf_counter()
+    standalone.start_cluster(cfg)
+    print(f"cluster up in {time.perf_counter() - t0:.1f} s")
+    try:
+        assert standalone.alive_workers(standalone.master_status("127.0.0.1", master_ui)) == 2
+        yield cfg, overrides
+    finally:
+        info = standalone.read_pid_file(cfg)
+        standalone.stop_cluster(cfg)
+        pids = {d.pid for d in info.daemons} if info else set()
+        assert standalone.group_members(pids) == [], "a cluster process is left"
+        assert standalone.running_cluster(cfg) is None
+        shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments (GBs)
+
+
+def executor_logs(cfg: Config, worker: int) -> list[Path]:
+    """The ``stderr`` files of every executor worker ``worker`` has run (newest application last)."""
+    return sorted((standalone.cluster_dir(cfg) / "work" / f"worker-{worker}").glob("app-*/*/stderr"))
+
+
+def tasks_started(cfg: Config, worker: int) -> int:
+    """How many tasks the newest application's executor on worker ``worker`` has started so far."""
+    logs = executor_logs(cfg, worker)
+    if not logs:
+        return 0
+    return logs[-1].read_text(errors="replace").count("Running task")
+
+
+def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str, proc=None, log: Path | None = None,
+             poll_s: float = 0.2) -> float:
+    """Poll ``condition`` until it holds; returns the seconds waited. Fails (with the end of ``log``) when
+    ``timeout_s`` passes or ``proc`` exits first."""
+    t0 = time.monotonic()
+    while not condition():
+        ended = proc is not None and proc.poll() is not None
+        if ended or time.monotonic() - t0 > timeout_s:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log and log.exists() else ""
+            reason = f"the job exited ({proc.returncode})" if ended else f"{timeout_s:.0f} s passed"
+            raise AssertionError(f"{reason} before {what}\n{tail}")
+        time.sleep(poll_s)
+    return time.monotonic() - t0
+
+
+def settings_args(settings: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for s in settings:
+        out += ["--set", s]
+    return out
