@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
         "MultiWorkerMirroredStrategy worker on its own shard with a custom loop. The chief saves the model\n"
         "under paths.models/<model_version>/ (model.keras, stats.json, config.yaml, metrics.json,\n"
         "inputs.json) and a row is MERGEd into the Delta table `models`. The version is a hash of the inputs'\n"
-        "content and the train settings: an existing version is skipped unless --force.")
+        "content and the train settings: an existing version is skipped unless --force.\n"
+        "The chief checkpoints every epoch under <model_version>/checkpoints/. If a training worker is lost,\n"
+        "the job exits with status 2 and says which epoch the last checkpoint holds; re-running the same\n"
+        "command resumes from it (checkpoints are deleted once the version is registered).")
     parser.add_argument("--variant", choices=["fused", "tabular", "audio"], default=None,
                         help="model variant (default: train.variant)")
     parser.add_argument("--force", action="store_true", help="retrain even if the model version exists")

@@ -9,11 +9,18 @@ Each task of ``sc.parallelize(range(N), N).barrier().mapPartitions(...)``:
    Spark's Python workers run ``PYSPARK_PYTHON``), with ``OMP_NUM_THREADS=1``;
 4. returns that process's result (weights checksum, per-epoch losses, chief's metrics) to the driver.
 
+The worker process dies with the Python worker that started it (Linux ``PR_SET_PDEATHSIG``): when a peer is
+lost, Spark fails the barrier stage and kills the remaining tasks, and their TensorFlow processes, blocked in
+a collective with the lost peer, must not be left behind. A failed barrier *result* stage is not retried
+("Could not recover from a failed barrier ResultStage"): the job fails, and a re-run resumes from the chief's
+last checkpoint (:mod:`hitcast.model.checkpoints`).
+
 The chief's log lines (per-epoch progress) go to the task's stderr, which is the driver's console in
 local mode and the executor log on a cluster.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -45,6 +52,15 @@ def tf_config(addresses: list[str], rank: int) -> str:
     return json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": rank}})
 
 
+def _die_with_parent() -> None:
+    """``preexec_fn``: SIGKILL this child when the thread that started it exits (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)        # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+
+
 def _run_worker(spec: dict[str, Any], timeout_s: int) -> dict[str, Any]:
     """Run one training worker process for ``spec`` (which holds ``tf_config``) and return its result."""
     with tempfile.TemporaryDirectory(prefix="hitcast-train-") as tmp:
@@ -56,7 +72,8 @@ def _run_worker(spec: dict[str, Any], timeout_s: int) -> dict[str, Any]:
         with open(log_path, "wb") as logf:
             stderr = None if spec["rank"] == 0 else logf
             proc = subprocess.run([sys.executable, "-m", "hitcast.model.trainloop", spec_path, result_path],
-                                  env=env, stdout=logf, stderr=stderr, timeout=timeout_s, check=False)
+                                  env=env, stdout=logf, stderr=stderr, timeout=timeout_s, check=False,
+                                  preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         if proc.returncode != 0 or not os.path.exists(result_path):
             with open(log_path, "rb") as fh:
                 tail = fh.read()[-3000:].decode("utf-8", "replace")
@@ -84,8 +101,8 @@ def run_barrier_training(spark, spec: dict[str, Any], *, workers: int, timeout_s
     sc = spark.sparkContext
     slots = sc.defaultParallelism
     if workers < 1 or workers > slots:
-        raise TrainingError(f"train.workers={workers} but Spark has {slots} task slots; "
-                            f"a barrier stage needs one slot per worker")
+        raise TrainingError(f"train.workers={workers} but Spark has {slots} task slots; a barrier stage needs one "
+                            "slot per worker (on a cluster: too few task slots left, e.g. after losing a worker)")
     payload = pickle.dumps(dict(spec, workers=workers))
 
     def task(_):

@@ -2,11 +2,19 @@
 
 ``jobs/train.py`` calls :func:`train_model` on the Delta tables; evaluation calls it for ablations and
 the real-data run with other DataFrames and variants (identical code path).
+
+The chief checkpoints every epoch under ``<version>/checkpoints/`` (:mod:`hitcast.model.checkpoints`, only the
+last is kept). When a version's training starts and a checkpoint of the same spec exists, every worker loads
+it and training continues at the next epoch. When the barrier stage fails (a worker lost), the error says
+which epoch the last checkpoint holds and that re-running the same command resumes from it. Once the version
+is registered its checkpoints are deleted (the model file holds what the version needs).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
-from hitcast.model import dataset, registry
+from hitcast.model import checkpoints, dataset, registry
 from hitcast.model.architecture import input_names
 from hitcast.model.distributed import TrainingError, run_barrier_training
 from hitcast.model.tabular import compute_stats, feature_columns
@@ -82,6 +90,36 @@ def version_config(cfg: Config, variant: str) -> dict[str, Any]:
     return out
 
 
+def failure_message(version: str, exc: BaseException, found: tuple[int, Path] | None, workers: int) -> str:
+    """What the train job says when its barrier stage failed: the cause, the last checkpoint, how to resume.
+
+    Parameters
+    ----------
+    exc
+        The error :func:`run_barrier_training` raised (a ``TrainingError`` or Spark's ``Py4JJavaError``).
+    found
+        ``(epoch, path)`` of the last checkpoint (:func:`hitcast.model.checkpoints.latest`), or None.
+    """
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lost = re.search(r"ExecutorLostFailure[^\n]*", text)
+    worker = re.search(r"training worker \d+ exited with code -?\d+", text)
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)
+              and not any(w in ln for w in ("TrainingError", "SparkException", "Py4J"))]
+    if "SPARK-24819" in text or "task slots" in text:
+        cause = (f"the cluster has too few task slots left for {workers} barrier tasks (a lost worker?); "
+                 "start the missing worker(s) or lower train.workers (a new version)")
+    elif lost:
+        cause = "a training worker was lost: " + lost.group(0)[:300]
+    elif worker:
+        cause = worker.group(0) + (": " + errors[-1][:300] if errors else "")
+    else:
+        cause = (lines[0] if lines else type(exc).__name__)[:300]
+    where = (f"the last checkpoint holds epoch {found[0]} at {found[1]}; re-running the same command resumes "
+             "from it" if found else "no checkpoint was written yet; re-running the same command starts over")
+    return f"training of {version} failed: {cause}. {where}"
+
+
 def _kept_epoch(history: list[dict], best_epoch: int | None) -> dict:
     """The per-epoch metrics of the saved weights: the best epoch if the chief restored it, else the last."""
     for stats in history:
@@ -93,7 +131,8 @@ def _kept_epoch(history: list[dict], best_epoch: int | None) -> dict:
 def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
                 inputs: dict[str, Any], variant: str | None = None, force: bool = False,
                 train_split: str = "train", validation_split: str = "validation",
-                exclude_features: Sequence[str] = (), version_prefix: str | None = None) -> TrainOutcome:
+                exclude_features: Sequence[str] = (), version_prefix: str | None = None,
+                spec_overrides: dict[str, Any] | None = None) -> TrainOutcome:
     """Train one model version on ``cfg.train.workers`` barrier tasks and register it.
 
     Parameters
@@ -110,6 +149,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
         Retrain even when the version exists.
     version_prefix : str, optional
         Prefix of the version name (default: the variant), e.g. ``hitpredictor-tabular``.
+    spec_overrides : dict, optional
+        Extra worker-spec keys that leave the weights alone (tests: ``stop_after_epoch``, a fault injection).
 
     Returns
     -------
@@ -170,7 +211,19 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
                           "dropout": t.dropout, "kernel_size": t.kernel_size,
                           "members": t.ensemble}}
-        results = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
+        spec.update(spec_overrides or {})
+        ckpt_root = path / checkpoints.CHECKPOINTS
+        fingerprint = checkpoints.spec_fingerprint(dict(spec, workers=workers))
+        spec.update(checkpoint_dir=str(ckpt_root), fingerprint=fingerprint)
+        found = checkpoints.latest(ckpt_root, fingerprint)
+        if found is not None:
+            log.info("resuming %s from the checkpoint of epoch %d (%s)", version, found[0], found[1])
+            spec["resume_from"] = str(found[1])
+        try:
+            results = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - Spark's Py4JJavaError has no narrower base
+            raise TrainingError(failure_message(version, exc, checkpoints.latest(ckpt_root, fingerprint),
+                                                workers)) from exc
     finally:
         for conv in converters:
             conv.delete()
@@ -180,13 +233,14 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
     metrics = {"history": chief["epochs"], "losses": chief["losses"], "checksum": chief["checksum"],
                "worker_checksums": [r["checksum"] for r in results], "steps_per_epoch": steps,
                "shard_rows": shards, "examples_per_s": chief["examples_per_s"], "train_wall_s": wall,
-               "best_epoch": chief.get("best_epoch"),
+               "best_epoch": chief.get("best_epoch"), "resumed_from_epoch": found[0] if found else None,
                "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch")),
                # F1-maximising on validation for the saved epoch; the bundle's decision threshold (None: 0.5)
                "threshold": chief.get("threshold")}
     registry.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
     registry.register(spark, cfg, version, variant=variant, workers=workers, metrics=metrics, inputs=inputs,
                       config=version_config(cfg, variant))
+    shutil.rmtree(ckpt_root, ignore_errors=True)
     log.info("model %s trained in %.0f s: final loss %.4f, %s", version, wall, chief["losses"][-1],
              ", ".join(f"{k} {v:.3f}" for k, v in metrics["validation"].items() if k.startswith("val_")))
     return TrainOutcome(version, path, variant, False, metrics, workers)

@@ -1,0 +1,159 @@
+"""A training worker dies on a real standalone cluster (a master and two one-core workers on this machine).
+
+One set of inputs (a generated catalog through ingest, features and spectrograms, in-process on local[2]) in
+two copies. The first copy trains by ``spark-submit jobs/train.py`` straight through. The second is submitted
+too, and worker 1 (its JVM, its executor, the Python worker and the TensorFlow worker under it) is SIGKILLed
+once the chief has written the checkpoint of epoch 1: the barrier stage cannot recover, the job must exit
+non-zero and say which epoch its last checkpoint holds, where, and that a re-run resumes from it. Worker 1 is
+started again and the same command re-run: it must log that it resumes, and register a model whose weights
+equal the straight run's bit for bit.
+
+Marked ``cluster``: ``make test-cluster`` runs it with the other cluster tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from clusterfix import job_args, standalone_cluster, wait_for
+from helpers import REPO, build_inputs, make_config
+from hitcast.cluster import standalone
+from hitcast.cluster.package import build_packages
+from hitcast.cluster.submit import log_tail, start_submit, submit
+from hitcast.cluster.workers import kill_worker, start_worker
+from hitcast.model import registry
+from hitcast.tables import read_table
+
+pytestmark = pytest.mark.cluster
+
+EPOCHS = 8
+#: Small inputs; small batches so that an epoch takes several steps and the kill lands mid-training;
+#: one Petastorm reader thread, which makes every epoch's data order a function of (seed, epoch, rank).
+SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
+            "demo.mc_draws=20", f"train.epochs={EPOCHS}", "train.batch_size=4", "train.workers=2",
+            "train.ensemble=1", "train.reader_workers=1"]
+SUBMIT_TIMEOUT_S = 1500
+FAILED = re.compile(r"training of (\S+) failed: (.*)\. the last checkpoint holds epoch (\d+) at (\S+); "
+                    r"re-running the same command resumes from it")
+
+
+def trainloop_processes(cluster_dir: Path) -> list[int]:
+    """PIDs of training worker processes (``hitcast.model.trainloop``) running in this cluster's executors."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if b"hitcast.model.trainloop" in cmd and cwd.startswith(str(cluster_dir)):
+            found.append(int(proc.name))
+    return found
+
+
+def registered(spark, root: Path) -> dict:
+    """The ``models`` row of the one version trained under ``root``, its metrics parsed."""
+    rows = read_table(spark, make_config(root, *SETTINGS), "models").collect()
+    assert len(rows) == 1
+    return {"version": rows[0].model_version, "path": Path(rows[0].path), **json.loads(rows[0].metrics)}
+
+
+def saved_checksum(path: Path) -> str:
+    import keras
+
+    from hitcast.model.architecture import weights_checksum
+
+    return weights_checksum(keras.saving.load_model(path / registry.MODEL_FILE, compile=False))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with standalone_cluster(tmp_path_factory.mktemp("cluster")) as (cfg, overrides):
+        yield cfg, overrides
+
+
+@pytest.fixture(scope="module")
+def inputs(spark, tmp_path_factory) -> Path:
+    cfg = make_config(tmp_path_factory.mktemp("inputs") / "root", *SETTINGS)
+    t0 = time.perf_counter()
+    build_inputs(spark, cfg)
+    print(f"inputs built on local[2] in {time.perf_counter() - t0:.0f} s")
+    return Path(cfg.paths.root)
+
+
+def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_model(spark, inputs, cluster,
+                                                                                      tmp_path):
+    cfg, overrides = cluster
+    print(f"packages: {build_packages()}")
+    straight_root, killed_root = tmp_path / "straight", tmp_path / "killed"
+    for root in (straight_root, killed_root):
+        shutil.copytree(inputs, root, ignore=shutil.ignore_patterns("logs"))
+    train = REPO / "jobs" / "train.py"
+    times = {}
+
+    t0 = time.perf_counter()
+    submit(cfg, train, job_args("standalone.yaml", straight_root, *overrides, *SETTINGS),
+           log_path=straight_root / "logs" / "train.log", timeout_s=SUBMIT_TIMEOUT_S)
+    times["straight"] = time.perf_counter() - t0
+
+    failed_log = killed_root / "logs" / "train-killed.log"
+    t0 = time.perf_counter()
+    proc = start_submit(cfg, train, job_args("standalone.yaml", killed_root, *overrides, *SETTINGS),
+                        log_path=failed_log)
+    try:
+        wait_for(lambda: any((killed_root / "models").glob("*/checkpoints/epoch-*/state.json")),
+                 timeout_s=SUBMIT_TIMEOUT_S, what="the chief's checkpoint of epoch 1", proc=proc, log=failed_log,
+                 poll_s=0.05)
+        kill_worker(cfg, 1)
+        code = proc.wait(timeout=SUBMIT_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        start_worker(cfg, 1)
+    times["killed"] = time.perf_counter() - t0
+    text = failed_log.read_text(errors="replace")
+    assert code != 0, log_tail(failed_log, 40)
+    found = FAILED.search(text)
+    assert found, log_tail(failed_log, 40)
+    version, cause, epoch, where = found.group(1), found.group(2), int(found.group(3)), Path(found.group(4))
+    print(f"failed run: exit {code}, last checkpoint epoch {epoch}; cause: {cause[:300]}")
+    assert 1 <= epoch < EPOCHS
+    assert where == registry.version_dir(make_config(killed_root, *SETTINGS), version) / "checkpoints" / \
+        f"epoch-{epoch:04d}"
+    assert (where / "state.json").is_file()
+    # the surviving worker's TensorFlow process did not outlive its task
+    wait_for(lambda: not trainloop_processes(standalone.cluster_dir(cfg)), timeout_s=120,
+             what="no training worker process left in the executors")
+
+    resumed_log = killed_root / "logs" / "train-resumed.log"
+    t0 = time.perf_counter()
+    submit(cfg, train, job_args("standalone.yaml", killed_root, *overrides, *SETTINGS), log_path=resumed_log,
+           timeout_s=SUBMIT_TIMEOUT_S)
+    times["resumed"] = time.perf_counter() - t0
+    resumed_text = resumed_log.read_text(errors="replace")
+    line = re.search(rf"resuming {re.escape(version)} from the checkpoint of epoch (\d+) \((\S+)\)", resumed_text)
+    assert line, log_tail(resumed_log, 40)
+    print("spark-submit jobs/train.py: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+
+    straight, resumed = registered(spark, straight_root), registered(spark, killed_root)
+    print(f"straight checksum {straight['checksum'][:16]}, resumed {resumed['checksum'][:16]} "
+          f"(resumed from epoch {resumed['resumed_from_epoch']}), best epochs {straight['best_epoch']} / "
+          f"{resumed['best_epoch']}, val AUC {straight['validation'].get('val_auc')} / "
+          f"{resumed['validation'].get('val_auc')}")
+    assert resumed["version"] == straight["version"] == version
+    assert resumed["resumed_from_epoch"] == int(line.group(1)) >= epoch
+    assert resumed["worker_checksums"] == straight["worker_checksums"] == [straight["checksum"]] * 2
+    assert resumed["losses"] == straight["losses"]
+    assert resumed["best_epoch"] == straight["best_epoch"]
+    assert saved_checksum(resumed["path"]) == saved_checksum(straight["path"])
+    assert not (resumed["path"] / "checkpoints").exists()
