@@ -68,7 +68,11 @@ def _run_worker(spec: dict[str, Any], timeout_s: int) -> dict[str, Any]:
         log_path = os.path.join(tmp, "worker.log")
         with open(spec_path, "wb") as fh:
             pickle.dump(spec, fh)
-        env = dict(os.environ, TF_CONFIG=spec["tf_config"], OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+        # the child imports what this Python worker imports: on a cluster hitcast comes from --py-files (a zip
+        # on sys.path, not on PYTHONPATH)
+        path = os.pathsep.join([p for p in sys.path if p] + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = dict(os.environ, TF_CONFIG=spec["tf_config"], OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONPATH=path)
         with open(log_path, "wb") as logf:
             stderr = None if spec["rank"] == 0 else logf
             proc = subprocess.run([sys.executable, "-m", "hitcast.model.trainloop", spec_path, result_path],

@@ -105,7 +105,7 @@ def failure_message(version: str, exc: BaseException, found: tuple[int, Path] | 
     lost = re.search(r"ExecutorLostFailure[^\n]*", text)
     worker = re.search(r"training worker \d+ exited with code -?\d+", text)
     errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)
-              and not any(w in ln for w in ("TrainingError", "SparkException", "Py4J"))]
+              and not any(w in ln for w in ("TrainingError", "SparkException", "Py4J", "PythonException"))]
     if "SPARK-24819" in text or "task slots" in text:
         cause = (f"the cluster has too few task slots left for {workers} barrier tasks (a lost worker?); "
                  "start the missing worker(s) or lower train.workers (a new version)")
@@ -185,6 +185,9 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
         conv_train = dataset.make_converter(spark, cfg, rows.where(F.col("split") == train_split),
                                             files=workers * max(1, cfg.train.files_per_worker))
         converters.append(conv_train)
+        # Spark lists the Parquet files in directory order, which varies with their random names from run to
+        # run; sorted (part-00000-..., part-00001-...) every run deals the same row groups to the same worker
+        conv_train.file_urls = sorted(conv_train.file_urls)
         conv_val = None
         if rows.where(F.col("split") == validation_split).limit(1).count():
             conv_val = dataset.make_converter(spark, cfg, rows.where(F.col("split") == validation_split), files=1)
