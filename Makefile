@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds bench-scoring package clean clean-data test-cluster
+        bench-seeds bench-scoring bench-cluster package clean clean-data test-cluster
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -53,8 +53,8 @@ hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs
 test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow and cluster checks excluded)
 	$(PYTHON) -m pytest -q -m "not slow and not cluster" tests
 
-test-cluster: setup package  ## jobs through spark-submit on a standalone cluster on free ports (minutes)
-	$(PYTHON) -m pytest -q -s -m cluster tests/test_cluster.py
+test-cluster: setup package  ## the pipeline through spark-submit on a standalone cluster on free ports, fault tests
+	$(PYTHON) -m pytest -q -s -m cluster --durations=0 tests
 
 test-all: setup package  ## every test, including the slow and the cluster ones
 	$(PYTHON) -m pytest -q tests
@@ -86,6 +86,9 @@ bench-seeds: setup  ## demo evaluation over several training seeds (after make d
 
 bench-features: setup  ## features job on a generated 100,000-track catalog
 	$(PYTHON) bench/bench_features.py --conf $(CONF)
+
+bench-cluster: setup package  ## per-stage rates on the standalone cluster, 1 vs 2 executors (conf/standalone.yaml)
+	$(PYTHON) bench/bench_cluster.py --conf $(CLUSTER_CONF)
 
 bench-scoring: setup  ## scoring stage on local[2] vs single-process inference, reasons, incremental (after make demo)
 	$(PYTHON) bench/bench_scoring.py --conf $(CONF)

@@ -31,9 +31,10 @@ from hitcast.sql.server import delta_jar_files, spark_home
 
 def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, archive: Path = ENV_ARCHIVE,
                    library: Path = LIBRARY_ZIP, driver_python: str | None = None,
-                   master: str | None = None) -> list[str]:
+                   master: str | None = None, spark_conf: dict[str, str] | None = None) -> list[str]:
     """``spark-submit`` of ``job`` (a ``jobs/*.py`` file) with ``job_args`` to this configuration's cluster.
 
+    ``spark_conf`` adds ``--conf key=value`` settings (e.g. ``spark.cores.max``).
     ``master='local[2]'`` (or any ``local...``) submits to an in-process master instead: nothing is shipped, the
     driver (and its executor threads) run ``driver_python``; the driver is still the ``spark-submit`` process.
 
@@ -45,6 +46,8 @@ def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *
     jars = ",".join(str(j) for j in delta_jar_files(cfg))
     python = driver_python or sys.executable
     head = [str(spark_home() / "bin" / "spark-submit")]
+    for key, value in (spark_conf or {}).items():
+        head += ["--conf", f"{key}={value}"]
     if master is not None and master.startswith("local"):
         return [*head, "--master", master, "--jars", jars, "--conf", f"spark.pyspark.python={python}", str(job),
                 *job_args]
