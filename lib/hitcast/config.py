@@ -259,6 +259,8 @@ class ClusterSection:
     #: PID file, logs and work folders.
     dir: str
     start_timeout_s: int
+    #: A worker removes the folders (unpacked environments, logs) of applications that ended this long ago.
+    app_data_ttl_s: int
 
 
 @dataclass

@@ -130,14 +130,17 @@ def daemon_command(cfg: Config, role: str, index: int = 0) -> list[str]:
 
 
 def daemon_env(cfg: Config) -> dict[str, str]:
-    """The daemons' environment: the pip pyspark as ``SPARK_HOME``, loopback, a modest daemon heap.
+    """The daemons' environment: the pip pyspark as ``SPARK_HOME``, loopback, a modest daemon heap, and workers
+    that delete ended applications' folders after ``cluster.app_data_ttl_s``.
 
     Executors inherit it; the developer's ``PYSPARK_PYTHON`` is dropped, so executors run the interpreter the
     job names (``spark.pyspark.python``, the shipped environment under ``spark-submit``).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
     env.update(SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=cfg.cluster.host,
-               SPARK_DAEMON_MEMORY=cfg.cluster.daemon_memory, SPARK_LOG_DIR=str(cluster_dir(cfg)))
+               SPARK_DAEMON_MEMORY=cfg.cluster.daemon_memory, SPARK_LOG_DIR=str(cluster_dir(cfg)),
+               SPARK_WORKER_OPTS=f"-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=600 "
+                                 f"-Dspark.worker.cleanup.appDataTtl={cfg.cluster.app_data_ttl_s}")
     return env
 
 
