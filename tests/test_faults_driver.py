@@ -323,6 +323,8 @@ def test_ingest_driver_killed_inside_its_events_merge_leaves_the_tables_whole_an
     rerun_versions = {name: table_version(spark, cfg.table(name)) for name in INGEST_TABLES}
     print(f"re-run to the end: {seconds:.1f} s; versions {rerun_versions}; "
           f"orphan files left in engagement_events: {len(orphan_files(table))}")
+    # the catalog the killed run had merged is left alone: no rewrite, no version (tables.merge_upsert)
+    assert rerun_versions["catalog"] == after_versions["catalog"]
     got = ingest_tables(spark, cfg)
     for name, keys in INGEST_TABLES.items():
         assert_one_row_per_key(got[name], keys)

@@ -96,7 +96,8 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
     update
         What happens to a matched target row: ``True`` replaces it, ``False`` keeps it (insert-only: a
         re-run over the same rows changes nothing), a string is a SQL condition over ``t`` (target) and
-        ``s`` (source) under which it is replaced, e.g. ``"s.updated_at > t.updated_at"``.
+        ``s`` (source) under which it is replaced, e.g. ``"s.updated_at > t.updated_at"``; source rows that
+        match a target row without meeting it are left out first, so they make Delta rewrite no file.
     partition_by
         Physical partitioning when the table is created.
 
@@ -107,6 +108,7 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
         no new version).
     """
     from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
 
     if not table_exists(spark, location):
         writer = df.write.format("delta").mode("overwrite")
@@ -117,7 +119,14 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
         return MergeResult(inserted=last_operation_metrics(spark, location).get("numOutputRows", 0))
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     before = table_version(spark, location)
-    builder = DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), cond)
+    target = DeltaTable.forPath(spark, location)
+    if isinstance(update, str):
+        # A MERGE that also inserts rewrites every file holding a matched row, whatever the update's condition
+        # (measured: a re-ingest of an unchanged catalog rewrote it all and committed a version). Source rows
+        # that match a row they would not update change nothing: leave them out.
+        df = df.alias("s").join(target.toDF().alias("t"), F.expr(f"{cond} AND NOT coalesce({update}, false)"),
+                                "left_anti")
+    builder = target.alias("t").merge(df.alias("s"), cond)
     if update is True:
         builder = builder.whenMatchedUpdateAll()
     elif isinstance(update, str):
