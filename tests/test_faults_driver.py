@@ -21,6 +21,9 @@ references, the version unchanged). Then:
 The files the killed MERGE wrote stay in the table folder, referenced by no commit: that is expected of Delta
 (readers only follow ``_delta_log``; ``VACUUM`` removes them once they are older than the retention period),
 so the tests count them but never expect them gone.
+
+Measured on two cores shared with other Spark jobs: scoring 9.6 min (inputs, a tiny model and two scoring runs
+in-process, then the killed and the re-run ``spark-submit``), ingest 5.7 to 11 min.
 """
 from __future__ import annotations
 
