@@ -69,12 +69,11 @@ def executor_logs(cfg: Config, worker: int) -> list[Path]:
     return sorted((standalone.cluster_dir(cfg) / "work" / f"worker-{worker}").glob("app-*/*/stderr"))
 
 
-def tasks_started(cfg: Config, worker: int) -> int:
-    """How many tasks the newest application's executor on worker ``worker`` has started so far."""
-    logs = executor_logs(cfg, worker)
-    if not logs:
-        return 0
-    return logs[-1].read_text(errors="replace").count("Running task")
+def tasks_started(cfg: Config, worker: int, *, known: set[Path] = frozenset()) -> int:
+    """How many tasks executors on worker ``worker`` whose logs are not in ``known`` (the logs that existed
+    before the job was submitted: :func:`executor_logs`) have started so far."""
+    return sum(log.read_text(errors="replace").count("Running task")
+               for log in executor_logs(cfg, worker) if log not in known)
 
 
 def wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str, proc=None, log: Path | None = None,

@@ -21,7 +21,7 @@ import pytest
 from pyspark.sql import DataFrame, functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clusterfix import RUN_COLUMNS, job_args, standalone_cluster, tasks_started, wait_for
+from clusterfix import RUN_COLUMNS, executor_logs, job_args, standalone_cluster, tasks_started, wait_for
 from helpers import REPO, make_config
 from hitcast.cluster import standalone
 from hitcast.cluster.package import ENV_ALIAS, build_packages
@@ -127,15 +127,16 @@ def test_executors_ran_the_shipped_environment(roots, pipeline, cluster):
     assert all((p / ENV_ALIAS / "bin" / "python").exists() for p in executors)
 
 
-def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipeline):
+def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipeline, cluster):
     cluster_root, _ = roots
     models = read_table(spark, make_config(cluster_root, *SETTINGS), "models").collect()
     assert [(m.variant, m.workers) for m in models] == [("fused", 2)]
-    log_text = (cluster_root / "logs" / "train.py.log").read_text(errors="replace")
-    # the barrier stage's two tasks ran on two different executors
-    launched = {line.split("executor ")[-1].split(",")[0] for line in log_text.splitlines()
-                if "Starting task" in line and "stage" in line and "executor" in line}
-    assert len(launched) >= 2, log_text[-3000:]
+    # a barrier task logs its allGather ("... has entered the global sync") in its executor's log: the training
+    # application's executor on each of the two workers ran one
+    synced = {worker: {log.parts[-3] for log in executor_logs(cluster.cluster, worker)
+                       if "has entered the global sync" in log.read_text(errors="replace")}
+              for worker in (0, 1)}
+    assert len(synced[0]) == 1 and synced[0] == synced[1], synced
 
 
 def test_cluster_scores_are_the_bundles_output_for_the_same_inputs(spark, roots, pipeline):
@@ -159,9 +160,10 @@ def killed_midway(cluster, job: str, root: Path, *extra: str) -> str:
     on worker 0, start worker 1 again. Returns the driver's log."""
     log_path = root / "logs" / f"{job}-killed.log"
     args = job_args("standalone.yaml", root, *cluster.cluster_overrides, *SETTINGS) + list(extra)
+    earlier = set(executor_logs(cluster.cluster, 1))            # other applications' executors
     proc = start_submit(cluster.cluster, REPO / "jobs" / job, args, log_path=log_path)
     try:
-        wait_for(lambda: tasks_started(cluster.cluster, 1) > 0, timeout_s=SUBMIT_TIMEOUT_S,
+        wait_for(lambda: tasks_started(cluster.cluster, 1, known=earlier) > 0, timeout_s=SUBMIT_TIMEOUT_S,
                  what="worker 1's executor ran a task", proc=proc, log=log_path, poll_s=0.05)
         assert proc.poll() is None, "the job ended before the kill"
         kill_worker(cluster.cluster, 1)

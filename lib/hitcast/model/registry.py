@@ -78,7 +78,7 @@ def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
 
 #: Bump when the training or encoding code changes what a model version computes (2: log1p-compressed
 #: skewed features and best-epoch weights). Part of every model version's hash.
-MODEL_CODE_VERSION = 2
+MODEL_CODE_VERSION = 3
 
 
 def model_version(variant: str, inputs: Mapping[str, Any], train_config: Mapping[str, Any]) -> str:
