@@ -77,7 +77,8 @@ def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
 
 
 #: Bump when the training or encoding code changes what a model version computes (2: log1p-compressed
-#: skewed features and best-epoch weights). Part of every model version's hash.
+#: skewed features and best-epoch weights; 3: per-epoch data order from (seed, epoch, rank)). Part of every
+#: model version's hash.
 MODEL_CODE_VERSION = 3
 
 
