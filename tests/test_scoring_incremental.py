@@ -70,12 +70,17 @@ def test_first_run_scores_every_track_with_its_mode(spark, scored):
         assert row.predicted_hit == (row.hit_probability >= threshold)
         modes[want] = modes.get(want, 0) + 1
     assert first.modes == modes and modes["no_audio"] >= 3   # the generator plants missing/empty/truncated audio
+    ok = {r.track_id: r.content_hash for r in read_table(spark, cfg, "spectrograms").where("status = 'ok'").collect()}
+    stored = spark.read.format("delta").load(cfg.table("audio_embeddings")).collect()
+    assert first.encoded == len(ok) == len(stored)
+    assert {r.track_id: r.content_hash for r in stored} == ok and {r.model_version for r in stored} == {trained.version}
+    assert {len(r.embedding) for r in stored} == {4 * 32}       # 1 member x 32 float32 (dense_units 64 / 2)
 
 
 def test_a_rerun_with_nothing_changed_calls_the_model_for_no_track(spark, scored):
     cfg, trained, first = scored
     again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
-    assert (again.rescored, again.unchanged, again.features_reused) == (0, first.tracks, True)
+    assert (again.rescored, again.unchanged, again.features_reused, again.encoded) == (0, first.tracks, True, 0)
     assert rescored_in(spark, cfg, again.run_id) == set()
     logged = run_row(spark, cfg, again.run_id)
     assert (logged.tracks, logged.rescored, logged.unchanged, logged.psi) == (first.tracks, 0, first.tracks, 0.0)
@@ -121,7 +126,11 @@ def test_changing_one_tracks_audio_rescores_that_track_only(spark, scored):
     version_before = spark.sql(f"DESCRIBE HISTORY delta.`{cfg.table('predictions')}`").first()["version"]
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
     assert rescored_in(spark, cfg, s.run_id) == {row.track_id}
-    assert (s.rescored, s.unchanged, s.features_reused) == (1, first.tracks - 1, True)
+    assert (s.rescored, s.unchanged, s.features_reused, s.encoded) == (1, first.tracks - 1, True, 1)
+    embedding = (spark.read.format("delta").load(cfg.table("audio_embeddings"))
+                 .where(F.col("track_id") == row.track_id).first())
+    assert embedding.content_hash == read_table(spark, cfg, "spectrograms").where(
+        F.col("track_id") == row.track_id).first().content_hash != row.content_hash
     changes = (spark.read.format("delta").option("readChangeFeed", "true")
                .option("startingVersion", version_before + 1).load(cfg.table("predictions")))
     assert {(r.track_id, r._change_type) for r in changes.collect()} == {
@@ -145,6 +154,7 @@ def test_new_tracks_are_scored_cold_start_and_nothing_else(spark, scored):
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
     assert rescored_in(spark, cfg, s.run_id) == set(NEW)
     assert (s.tracks, s.rescored, s.modes, s.features_reused) == (first.tracks + 2, 2, {"cold_start": 2}, False)
+    assert s.encoded == 2
 
 
 def test_events_before_as_of_rescore_exactly_their_tracks(spark, scored):
@@ -157,6 +167,13 @@ def test_events_before_as_of_rescore_exactly_their_tracks(spark, scored):
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
     assert rescored_in(spark, cfg, s.run_id) == set(NEW)
     assert s.modes == {"full": 2}
+    assert s.encoded == 0          # their audio is as when this model encoded it: scored from the stored embedding
+    features = spark.read.format("delta").load(cfg.table("scoring_features")).where(F.col("cutoff") == first.as_of)
+    inputs = (scoring_inputs(features, read_table(spark, cfg, "spectrograms")).where(F.col("track_id").isin(*NEW))
+              .toPandas().set_index("track_id").sort_index())
+    want = load_bundle(trained.path).predict_pandas(inputs)["hit_probability"]
+    got = {r.track_id: r.hit_probability for r in read_table(spark, cfg, "predictions").collect() if r.track_id in NEW}
+    assert [got[t] for t in want.index] == pytest.approx(want.tolist(), abs=1e-6)
     plays = {r.track_id: r.plays_7d for r in spark.read.format("delta").load(cfg.table("scoring_features"))
              .where(F.col("track_id").isin(*NEW)).collect()}
     assert plays == {t: 3.0 for t in NEW}
@@ -166,6 +183,7 @@ def test_a_full_run_rescores_every_track(spark, scored):
     cfg, trained, first = scored
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True, reasons=0)
     assert (s.rescored, s.unchanged) == (first.tracks + 2, 0)
+    assert s.encoded == read_table(spark, cfg, "spectrograms").where("status = 'ok'").count()
     rows = read_table(spark, cfg, "predictions").where(F.col("run_id") == s.run_id).collect()
     assert len(rows) == first.tracks + 2 and all(r.reasons == [] for r in rows)
 

@@ -102,3 +102,30 @@ def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
                for name, rows in cases.items()}
     assert changed == {"same rows, other order": [], "one play more": ["a"], "new audio file": ["b"],
                        "other DSP settings": ["b"], "a value where there was none": ["b"]}
+
+
+def test_with_audio_reads_mel_bytes_only_where_no_stored_embedding_matches_the_audio(spark):
+    """A stored embedding is used when its content hash and DSP version are the track's current ones;
+    a stale one (the audio file changed) or none at all means the mel bytes are read."""
+    from hitcast.scoring.embeddings import AUDIO_EMBEDDINGS, with_audio
+    from hitcast.scoring.inputs import light_inputs
+
+    features = spark.createDataFrame([(t, 1.0) for t in "abcd"], "track_id string, plays_7d double")
+    spec = spark.createDataFrame([_spec_row("a", "ok", bytes(range(6))), _spec_row("b", "ok", bytes(6)),
+                                  _spec_row("c", "too_short", bytes(6)), _spec_row("d", "ok", bytes([7] * 6))],
+                                 SPECTROGRAMS)
+    stored = spark.createDataFrame([("m1", "a", "h", "v1", "aa", b"\x01"), ("m1", "b", "old", "v1", "bb", b"\x02"),
+                                    ("m1", "c", "h", "v1", "cc", b"\x03")], AUDIO_EMBEDDINGS)
+    light = light_inputs(features, spec)
+    row = Row("track_id", "status", "mel", "mel_hash", "embedding")
+    want = [row("a", "ok", None, "aa", bytearray(b"\x01")),      # same audio: the stored embedding
+            row("b", "ok", bytearray(6), None, None),            # the audio changed: its bytes
+            row("c", "too_short", None, "cc", bytearray(b"\x03")),   # no usable audio: neither is read
+            row("d", "ok", bytearray([7] * 6), None, None)]      # never encoded: its bytes
+    for broadcast in (True, False):
+        out = with_audio(light, spec, stored, broadcast=broadcast)
+        assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
+        assertDataFrameEqual(out.select(*row), want)
+    assertDataFrameEqual(with_audio(light, spec, None, broadcast=True).select(*row),
+                         [row("a", "ok", bytearray(range(6)), None, None), row("b", "ok", bytearray(6), None, None),
+                          row("c", "too_short", None, None, None), row("d", "ok", bytearray([7] * 6), None, None)])

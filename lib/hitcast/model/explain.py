@@ -148,13 +148,17 @@ def split_model(model, names: Sequence[str]) -> SplitModel:
 
 
 def contributions(split: SplitModel, x: dict[str, np.ndarray], *, stats: TabularStats,
-                  names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
+                  names: Sequence[str], embeddings: Sequence[np.ndarray] | None = None,
+                  ) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
     """Model outputs and every group's contribution for a batch of encoded inputs.
 
     Parameters
     ----------
     x
         ``tabular`` (n, W), ``mel`` (n, n_mels, n_frames), ``has_audio`` (n, 1), as the variant uses.
+    embeddings
+        The audio encoder's output for ``x``'s rows, one (n, ``split.embedding_width``) array per member,
+        when already known (then ``x`` needs no ``mel``); default ``split.encode(x["mel"])``.
 
     Returns
     -------
@@ -171,7 +175,7 @@ def contributions(split: SplitModel, x: dict[str, np.ndarray], *, stats: Tabular
     feed: dict[str, np.ndarray] = {}
     if "mel" in names:
         variants.append((AUDIO, {"has_audio": np.zeros_like(x["has_audio"])}))
-        for k, e in enumerate(split.encode(x["mel"])):
+        for k, e in enumerate(split.encode(x["mel"]) if embeddings is None else embeddings):
             feed[f"emb_{k}"] = np.tile(e, (len(variants), 1))
     for key in ("tabular", "has_audio"):
         if key in x:

@@ -2,15 +2,19 @@
 tracks whose hash equals the stored one, and scores (and explains) the rest in one pass.
 
 Per Python worker process the model bundle is loaded once (cached by path, as
-``pyspark.ml.functions.predict_batch_udf`` does), and split once into audio encoder + head for the reasons
-(:mod:`hitcast.model.explain`). Arrow batches (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows) are
-gathered up to :data:`CHUNK` rows per model call, so TensorFlow sees batches of a useful size while a
-worker's memory stays bounded.
+``pyspark.ml.functions.predict_batch_udf`` does), and split once into audio encoder + head
+(:mod:`hitcast.model.explain`): every score is the head over the audio embedding, which comes from the
+encoder when the row brings mel bytes and from ``audio_embeddings`` when an earlier run of the same model
+encoded the same audio. Arrow batches (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows) are gathered
+up to :data:`CHUNK` rows per model call, so TensorFlow sees batches of a useful size while a worker's memory
+stays bounded.
 
-Input columns: ``track_id``, ``scoring_mode``, ``status`` (the audio status), ``source_hash`` (passed
-through), ``prev_hash`` (the stored ``input_hash`` for this model version, or NULL), the model's feature
-columns and ``genre``, and for audio variants ``mel``, ``n_mels``, ``n_frames``. Output: :data:`SCORED_DDL`; an unchanged track comes out as a
-row with ``rescored = false`` and NULL scores (it is counted, never written to ``predictions``).
+Input columns: ``track_id``, ``scoring_mode``, ``status`` (the audio status), ``source_hash``,
+``content_hash`` and ``dsp_version`` (passed through), ``prev_hash`` (the stored ``input_hash`` for this
+model version, or NULL), the model's feature columns and ``genre``, and for audio variants ``mel``,
+``n_mels``, ``n_frames``, ``mel_hash``, ``embedding``. Output: :data:`SCORED_DDL`; an unchanged track comes
+out as a row with ``rescored = false`` and NULL scores (it is counted, never written to ``predictions``);
+``embedding`` is set where the encoder ran (to be stored).
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ log = logging.getLogger(__name__)
 CHUNK = 512
 SCORED_DDL = ("track_id string, hit_probability double, popularity_score double, predicted_hit boolean, "
               "mode string, audio_status string, reasons array<struct<input:string,contribution:double>>, "
-              "input_hash string, source_hash string, rescored boolean")
+              "input_hash string, source_hash string, rescored boolean, content_hash string, dsp_version string, "
+              "mel_hash string, embedding binary")
 _LOADED: dict[str, Any] = {}
 
 
@@ -62,21 +67,34 @@ def _set_threads() -> None:
         log.debug("TensorFlow thread pools already set in this worker")
 
 
+def mel_digest(mel: bytes) -> bytes:
+    """128-bit blake2b of a track's mel bytes: what ``input_hash`` covers of the audio, and what
+    ``audio_embeddings.mel_hash`` stores (hex) beside the embedding made from those bytes."""
+    return hashlib.blake2b(mel, digest_size=16).digest()
+
+
 def encode(pdf: pd.DataFrame, bundle: Any) -> tuple[dict[str, Any], list[str]]:
     """The model's inputs for ``pdf`` and a hash of each row's inputs.
+
+    A row of an audio variant brings its audio one of two ways: ``mel`` bytes (``status`` ok), or the
+    ``embedding`` and ``mel_hash`` stored by an earlier run of the same model for the same audio
+    (:mod:`hitcast.scoring.embeddings`); a row with neither has no audio (``has_audio`` 0).
 
     Returns
     -------
     (inputs, hashes)
-        ``inputs``: ``tabular`` (n, W) float32, and for audio variants ``mel`` as a list of n byte strings
-        and ``has_audio`` (n, 1) float32; ``hashes``: n hex strings (blake2b, 128 bits) over exactly those
-        bytes.
+        ``inputs``: ``tabular`` (n, W) float32, and for audio variants ``has_audio`` (n, 1) float32, ``mel``
+        (n byte strings, None where the row has a stored embedding or no audio), ``embedding`` (n byte
+        strings or None) and ``mel_hash`` (n 16-byte digests); ``hashes``: n hex strings (blake2b, 128
+        bits) over the tabular bytes, ``has_audio`` and the mel digest, i.e. over exactly what the model
+        sees.
     """
     from hitcast.model.architecture import input_names
     from hitcast.model.dataset import mel_arrays
     from hitcast.model.tabular import encode_tabular
 
     names = input_names(bundle.variant)
+    n = len(pdf)
     x: dict[str, Any] = {}
     parts: list[list[bytes]] = []
     if "tabular" in names:
@@ -84,8 +102,20 @@ def encode(pdf: pd.DataFrame, bundle: Any) -> tuple[dict[str, Any], list[str]]:
         parts.append([row.tobytes() for row in x["tabular"]])
     if "mel" in names:
         mels, has = mel_arrays(pdf, bundle.stats.n_mels, bundle.stats.n_frames)
-        x["mel"], x["has_audio"] = mels, has.reshape(-1, 1)
-        parts += [[h.tobytes() for h in x["has_audio"]], mels]
+        column = {c: pdf[c].tolist() if c in pdf.columns else [None] * n for c in ("embedding", "mel_hash", "status")}
+        none = mel_digest(bytes(bundle.stats.n_mels * bundle.stats.n_frames))
+        mel_out, stored, digests = [], [], []
+        for i in range(n):
+            emb, digest, status = column["embedding"][i], column["mel_hash"][i], column["status"][i]
+            if has[i]:
+                mel_out.append(mels[i]), stored.append(None), digests.append(mel_digest(mels[i]))
+            elif emb is not None and digest and status == "ok":
+                has[i] = 1.0
+                mel_out.append(None), stored.append(bytes(emb)), digests.append(bytes.fromhex(digest))
+            else:
+                mel_out.append(None), stored.append(None), digests.append(none)
+        x.update(has_audio=has.reshape(-1, 1), mel=mel_out, embedding=stored, mel_hash=digests)
+        parts += [[h.tobytes() for h in x["has_audio"]], digests]
     hashes = []
     for row in zip(*parts):
         h = hashlib.blake2b(digest_size=16)
@@ -99,44 +129,95 @@ def _take(x: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
     return {k: ([v[i] for i in rows] if isinstance(v, list) else v[rows]) for k, v in x.items()}
 
 
-def score_rows(x: dict[str, Any], bundle: Any, *, split: Any, reasons: int) -> tuple[np.ndarray, np.ndarray, list]:
-    """Hit probability, popularity score (NaN without that head) and the top ``reasons`` of each row.
+def embeddings_of(x: dict[str, Any], bundle: Any, split: Any) -> tuple[list[np.ndarray], list[bytes | None]]:
+    """Per-member audio embeddings of :func:`encode`'s rows: the encoder's output for rows with ``mel``
+    bytes, the stored embedding for the others with audio, zeros without audio (``has_audio`` 0 gates the
+    audio branch off, so its embedding does not matter).
 
     Returns
     -------
-    (hit (n,), popularity (n,), reasons: n lists of ``{"input", "contribution"}`` dicts, empty when 0)
+    (embeddings, new)
+        ``embeddings``: ``split.members`` arrays of shape (n, ``split.embedding_width``) float32; ``new``: n
+        byte strings (the row's members' embeddings, (members, width) float32 row-major) where the encoder
+        ran, else None.
+
+    Raises
+    ------
+    ValueError
+        When a stored embedding does not have the model's shape.
+    """
+    from hitcast.model.dataset import mel_input
+
+    n, width, members = len(x["mel"]), split.embedding_width, split.members
+    embs = [np.zeros((n, width), dtype=np.float32) for _ in range(members)]
+    new: list[bytes | None] = [None] * n
+    run = [i for i, m in enumerate(x["mel"]) if m is not None]
+    if run:
+        mel = mel_input([x["mel"][i] for i in run], bundle.stats.n_mels, bundle.stats.n_frames).numpy()
+        for k, e in enumerate(split.encode(mel)):
+            embs[k][run] = e
+        for i in run:
+            new[i] = np.stack([e[i] for e in embs]).tobytes()
+    for i, stored in enumerate(x["embedding"]):
+        if stored is None or x["mel"][i] is not None:
+            continue
+        if len(stored) != members * width * 4:
+            raise ValueError(f"a stored audio embedding has {len(stored)} bytes, not {members * width * 4} "
+                             f"({members} x {width} float32) for model {bundle.version}")
+        arr = np.frombuffer(stored, dtype=np.float32).reshape(members, width)
+        for k in range(members):
+            embs[k][i] = arr[k]
+    return embs, new
+
+
+def score_rows(x: dict[str, Any], bundle: Any, *, split: Any, reasons: int
+               ) -> tuple[np.ndarray, np.ndarray, list, list[bytes | None]]:
+    """Hit probability, popularity score (NaN without that head), the top ``reasons`` of each row, and
+    the audio embeddings the encoder computed (:func:`embeddings_of`), through the split model (audio
+    encoder, then head).
+
+    Returns
+    -------
+    (hit (n,), popularity (n,), reasons: n lists of ``{"input", "contribution"}`` dicts (empty when 0),
+    new embeddings: n byte strings or None)
     """
     from hitcast.model.architecture import input_names
-    from hitcast.model.dataset import mel_input
     from hitcast.model.explain import contributions, top_reasons
 
-    n = len(next(iter(x.values())))
-    feed = dict(x)
-    if "mel" in feed:
-        feed["mel"] = mel_input(feed["mel"], bundle.stats.n_mels, bundle.stats.n_frames).numpy()
+    names = input_names(bundle.variant)
+    feed = {k: x[k] for k in ("tabular", "has_audio") if k in x}
+    n = len(next(iter(feed.values())))
+    embs, new = embeddings_of(x, bundle, split) if "mel" in names else (None, [None] * n)
     if reasons:
-        out, labels, contrib = contributions(split, feed, stats=bundle.stats, names=input_names(bundle.variant))
+        out, labels, contrib = contributions(split, feed, stats=bundle.stats, names=names, embeddings=embs)
         why = top_reasons(labels, contrib, reasons)
     else:
-        out, why = {k: v.reshape(-1) for k, v in bundle.call(feed).items()}, [[] for _ in range(n)]
+        head = split.run_head({**feed, **{f"emb_{k}": e for k, e in enumerate(embs or [])}})
+        out, why = {k: v.reshape(-1) for k, v in head.items()}, [[] for _ in range(n)]
     hit = np.clip(out["hit"].astype(np.float64), 0.0, 1.0)
     pop = 100.0 * out["popularity"].astype(np.float64) if "popularity" in out else np.full(n, np.nan)
-    return hit, pop, why
+    return hit, pop, why, new
+
+
+def _column(pdf: pd.DataFrame, name: str) -> list:
+    return pdf[name].tolist() if name in pdf.columns else [None] * len(pdf)
 
 
 def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, full: bool) -> pa.RecordBatch:
     x, hashes = encode(pdf, bundle)
-    prev = pdf["prev_hash"].tolist() if "prev_hash" in pdf.columns else [None] * len(pdf)
+    prev = _column(pdf, "prev_hash")
     changed = np.array([full or h != p for h, p in zip(hashes, prev)], dtype=bool)
     n = len(pdf)
     hit, pop = np.full(n, np.nan), np.full(n, np.nan)
     why: list = [None] * n
+    new: list[bytes | None] = [None] * n
     rows = np.flatnonzero(changed)
     if len(rows):
-        h, p, w = score_rows(_take(x, rows), bundle, split=split, reasons=reasons)
+        h, p, w, e = score_rows(_take(x, rows), bundle, split=split, reasons=reasons)
         hit[rows], pop[rows] = h, p
-        for i, r in zip(rows, w):
-            why[i] = r
+        for i, r, emb in zip(rows, w, e):
+            why[i], new[i] = r, emb
+    digests = [d.hex() for d in x["mel_hash"]] if "mel_hash" in x else [None] * n
     return pa.RecordBatch.from_pydict({
         "track_id": pa.array(pdf["track_id"].astype(str).tolist(), pa.string()),
         "hit_probability": pa.array(hit, from_pandas=True),
@@ -149,6 +230,10 @@ def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, fu
         "input_hash": pa.array(hashes, pa.string()),
         "source_hash": pa.array(pdf["source_hash"].tolist(), pa.string()),
         "rescored": pa.array(changed.tolist(), pa.bool_()),
+        "content_hash": pa.array(_column(pdf, "content_hash"), pa.string()),
+        "dsp_version": pa.array(_column(pdf, "dsp_version"), pa.string()),
+        "mel_hash": pa.array(digests, pa.string()),
+        "embedding": pa.array(new, pa.binary()),
     })
 
 

@@ -7,8 +7,10 @@ Shape of the work::
     events ──┴─ scoring_features(as_of) ─┐          (reused when catalog and events are unchanged)
     spectrograms (status, content_hash) ─┼─ light inputs ─ source_hash ─ changed? ─┐
     predictions (stored hashes) ─────────┘                                        │
-    spectrograms (mel bytes, changed tracks only) ─ mapInArrow(input_hash, score, reasons)
+    audio_embeddings (same model, same audio) ─┐
+    spectrograms (mel bytes, the other changed tracks) ─ mapInArrow(input_hash, score, reasons, embeddings)
                                                     └─ staged once ─ MERGE the rescored rows ─ run log
+                                                                   └─ MERGE the new embeddings
 
 - Features come from the same function that builds ``training_examples`` (no train/serve drift).
 - ``mode``: ``cold_start`` when the track has no engagement before ``as_of`` (its engagement features are
@@ -19,6 +21,9 @@ Shape of the work::
   the model would see for the rest and call the model only where that differs from the stored
   ``input_hash`` (``full=True`` rescores all). Only rescored rows reach the MERGE, so it updates exactly
   those rows.
+- A changed track whose audio is the same as when this model last encoded it is scored from its stored
+  audio embedding (:mod:`hitcast.scoring.embeddings`), without reading its mel bytes; a full run reads
+  every track's mel bytes and stores the embeddings again.
 - ``predictions`` has the change data feed on and keeps ``score.history_days`` of history for as-of queries.
 """
 from __future__ import annotations
@@ -37,8 +42,9 @@ from hitcast.config import Config
 from hitcast.errors import HitcastError
 from hitcast.schemas import PREDICTIONS
 from hitcast.scoring import runlog
+from hitcast.scoring.embeddings import store_embeddings, stored_embeddings, with_audio
 from hitcast.scoring.featurecache import scoring_features
-from hitcast.scoring.inputs import (MODE_COLUMN, light_inputs, with_mel, with_mode, with_source_hash,
+from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, light_inputs, with_mode, with_source_hash,
                                     with_stored_hashes)
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions
 from hitcast.tables import merge_upsert, read_table, table_exists, table_version
@@ -62,6 +68,7 @@ class ScoreSummary:
     tracks: int = 0
     rescored: int = 0
     unchanged: int = 0
+    encoded: int = 0
     modes: dict[str, int] = field(default_factory=dict)
     quantiles: dict[str, float] = field(default_factory=dict)
     psi: float | None = None
@@ -72,7 +79,8 @@ class ScoreSummary:
         q = self.quantiles
         drift = "first run of this model" if self.psi is None else f"PSI {self.psi:.4f} against the previous run"
         return (f"run {self.run_id}: model {self.model_version}, as of {self.as_of}{' (full)' if self.full else ''}: "
-                f"{self.tracks} tracks, {self.rescored} rescored ({modes}), {self.unchanged} unchanged; features "
+                f"{self.tracks} tracks, {self.rescored} rescored ({modes}; audio encoded for {self.encoded}, the "
+                f"rest from stored embeddings or without audio), {self.unchanged} unchanged; features "
                 f"{'reused' if self.features_reused else 'computed'}; scores p05/p50/p95 "
                 f"{q.get('p05', float('nan')):.3f}/{q.get('p50', float('nan')):.3f}/{q.get('p95', float('nan')):.3f}, "
                 f"{drift}; table {self.location} ({self.table_rows} rows)")
@@ -132,37 +140,48 @@ def model_variant(path: Path) -> str:
 
 
 def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
-                     full: bool, broadcast: bool) -> DataFrame:
-    """Attach the mel bytes to ``candidates`` and run the model over them on the executors.
+                     full: bool, broadcast: bool, embeddings: DataFrame | None) -> DataFrame:
+    """Attach what the model needs of each candidate's audio and run the model over them on the executors.
 
     Parameters
     ----------
     candidates : DataFrame
         :func:`hitcast.scoring.inputs.light_inputs` rows with ``scoring_mode``, ``source_hash`` and
         ``prev_hash``.
+    embeddings : DataFrame or None
+        The model's stored audio embeddings (:func:`hitcast.scoring.embeddings.stored_embeddings`); None
+        reads the mel bytes of every candidate with audio. Ignored for a model without audio.
     broadcast
-        Broadcast ``candidates`` to the spectrogram scan (see :func:`hitcast.scoring.inputs.with_mel`).
+        Broadcast ``candidates`` to the embedding and spectrogram scans.
 
     Returns
     -------
     DataFrame
         :data:`hitcast.scoring.predict.SCORED_DDL`, one row per candidate.
     """
-    fed = with_mel(candidates, spectrograms, broadcast=broadcast)
+    from hitcast.model.architecture import input_names
+
+    if "mel" in input_names(model_variant(Path(model_path))):
+        fed = with_audio(candidates, spectrograms, embeddings, broadcast=broadcast)
+    else:
+        fed = candidates.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
+                                       zip(MEL_COLUMNS, ("binary", "int", "int"))])
     return fed.mapInArrow(predict_partitions(model_path, reasons=reasons, full=full), SCORED_DDL)
 
 
 def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFrame, location: str,
                model_version: str, model_path: str, as_of: dt.date, run_id: str, scored_at: dt.datetime,
-               reasons: int, full: bool, staging: str, broadcast_rows: int) -> dict[tuple[bool, str], int]:
+               reasons: int, full: bool, staging: str, broadcast_rows: int,
+               embeddings: str | None = None) -> tuple[dict[tuple[bool, str], int], int]:
     """Score ``inputs`` against the rows ``location`` holds for ``model_version``, and MERGE the rescored
     rows into it.
 
     1. Each track's ``source_hash`` is compared with the stored one in Spark; equal means unchanged (see
        :mod:`hitcast.scoring.inputs`), and the track goes no further. ``full`` sends every track on.
-    2. The other tracks get their mel bytes and go to the executors' model, which compares
-       ``input_hash`` and scores (and explains) the tracks whose input changed.
-    3. The scored rows are written once to the Delta table ``staging``; the counts and the MERGE read
+    2. The other tracks get their stored audio embedding (same model, same audio) or else their mel
+       bytes, and go to the executors' model, which compares ``input_hash`` and scores (and explains) the
+       tracks whose input changed.
+    3. The scored rows are written once to the Delta table ``staging``; the counts and the MERGEs read
        them from there, so the model runs once per track.
 
     Parameters
@@ -172,16 +191,21 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     spectrograms : DataFrame
         ``hitcast.schemas.SPECTROGRAMS``: where the mel bytes come from.
     broadcast_rows
-        Up to this many tracks to rescore, they are broadcast to the spectrogram scan (no shuffle of
-        mel bytes); more take a shuffle join.
+        Up to this many tracks to rescore, they are broadcast to the embedding and spectrogram scans (no
+        shuffle of mel bytes); more take a shuffle join.
+    embeddings
+        Location of the ``audio_embeddings`` table: read (unless ``full``) and updated with the
+        embeddings this run computes. None: neither.
 
     Returns
     -------
-    dict
-        ``{(rescored, mode): tracks}`` over every input track.
+    (counts, encoded)
+        ``counts``: ``{(rescored, mode): tracks}`` over every input track; ``encoded``: how many of the
+        rescored tracks' audio went through the encoder (the others used a stored embedding or had none).
     """
     from pyspark import StorageLevel
 
+    clock = _Clock()
     stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     candidate = F.lit(True) if full else (F.col("prev_source").isNull()
                                           | (F.col("prev_source") != F.col("source_hash")))
@@ -194,26 +218,50 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
                    for r in light.groupBy("candidate", MODE_COLUMN).count().collect()}
         counts = {(False, mode): n for (cand, mode), n in planned.items() if not cand}
         n_candidates = sum(n for (cand, _), n in planned.items() if cand)
-        log.info("%d of %d tracks have changed sources%s; sending them to the model", n_candidates,
-                 sum(planned.values()), " (full run)" if full else "")
+        log.info("%d of %d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
+                 sum(planned.values()), " (full run)" if full else "", clock.lap())
         if not n_candidates:
-            return counts
+            return counts, 0
+        cached = None if full or embeddings is None else stored_embeddings(spark, embeddings, model_version)
         scored = (light.where("candidate").drop("candidate", "prev_source")
                   .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, reasons=reasons,
-                                                         full=full, broadcast=n_candidates <= broadcast_rows))
+                                                         full=full, broadcast=n_candidates <= broadcast_rows,
+                                                         embeddings=cached))
                   .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
                   .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
         scored.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(staging)
     finally:
         light.unpersist()
     scored = spark.read.format("delta").load(staging)
-    for r in scored.groupBy("rescored", "mode").count().collect():
+    encoded = 0
+    for r in scored.groupBy("rescored", "mode", F.col("embedding").isNotNull().alias("encoded")).count().collect():
         key = (bool(r["rescored"]), r["mode"])
         counts[key] = counts.get(key, 0) + int(r["count"])
+        encoded += int(r["count"]) if r["encoded"] else 0
+    log.info("scored the changed tracks (%d through the audio encoder) (%s)", encoded, clock.lap())
     if any(rescored for rescored, _ in counts):
         merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
                      keys=["track_id", "model_version"])
-    return counts
+        log.info("merged the rescored rows into %s (%s)", location, clock.lap())
+    if encoded and embeddings is not None:
+        store_embeddings(spark, scored, location=embeddings, model_version=model_version)
+        log.info("stored %d audio embeddings in %s (%s)", encoded, embeddings, clock.lap())
+    return counts, encoded
+
+
+class _Clock:
+    """Seconds since the previous lap, for the log."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.perf_counter
+        self._last = self._time()
+
+    def lap(self) -> str:
+        now = self._time()
+        out, self._last = f"{now - self._last:.1f} s", now
+        return out
 
 
 def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None, as_of: dt.date | None = None,
@@ -253,10 +301,11 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
              "full" if full else "incremental", n_reasons)
     inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
-    counts = score_into(spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
-                        model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started,
-                        reasons=n_reasons, full=full, broadcast_rows=cfg.score.broadcast_max_rows,
-                        staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
+    counts, encoded = score_into(
+        spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
+        model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons, full=full,
+        broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
+        staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
     modes = {m: n for (rescored, m), n in counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)
@@ -264,7 +313,8 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     summary = ScoreSummary(
         run_id=run_id, model_version=model_version, as_of=as_of, location=location, full=full,
         features_reused=reused, tracks=sum(counts.values()), rescored=sum(modes.values()),
-        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), modes=modes, quantiles=quantiles,
+        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), encoded=encoded, modes=modes,
+        quantiles=quantiles,
         psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
     runlog.append_run(spark, cfg, {
         "run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
