@@ -191,7 +191,8 @@ def test_a_full_run_rescores_every_track(spark, scored):
 def test_predictions_keep_their_change_feed_and_history(spark, scored):
     cfg, _, _ = scored
     props = spark.sql(f"DESCRIBE DETAIL delta.`{cfg.table('predictions')}`").first()["properties"]
-    assert {k: props.get(k) for k in ("delta.enableChangeDataFeed", "delta.logRetentionDuration",
-                                      "delta.deletedFileRetentionDuration")} == {
-        "delta.enableChangeDataFeed": "true", "delta.logRetentionDuration": "interval 30 days",
+    assert {k: props.get(k) for k in ("delta.enableChangeDataFeed", "delta.enableDeletionVectors",
+                                      "delta.logRetentionDuration", "delta.deletedFileRetentionDuration")} == {
+        "delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true",
+        "delta.logRetentionDuration": "interval 30 days",
         "delta.deletedFileRetentionDuration": "interval 30 days"}

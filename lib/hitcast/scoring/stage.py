@@ -101,8 +101,8 @@ def default_as_of(events: DataFrame) -> dt.date:
 
 
 def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
-    """Create ``predictions`` (change data feed on, ``score.history_days`` of history) if absent; check the
-    schema and the retention of an existing one. Returns its location.
+    """Create ``predictions`` (change data feed and deletion vectors on, ``score.history_days`` of history) if
+    absent; check the schema and the properties of an existing one. Returns its location.
 
     Raises
     ------
@@ -113,7 +113,9 @@ def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
 
     location = cfg.table("predictions")
     days = int(cfg.score.history_days)
-    props = {"delta.enableChangeDataFeed": "true",
+    # Deletion vectors: a MERGE that updates 1% of the rows marks them deleted in place and writes the new
+    # versions, instead of rewriting every file that holds one of them.
+    props = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true",
              "delta.logRetentionDuration": f"interval {days} days",
              "delta.deletedFileRetentionDuration": f"interval {days} days"}
     if not table_exists(spark, location):
