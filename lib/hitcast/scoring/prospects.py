@@ -228,6 +228,7 @@ def run_prospects(spark: SparkSession, cfg: Config, *, folder: str | os.PathLike
               .transform(with_source_hash).transform(lambda df: with_stored_hashes(df, None)))
     scored = score_candidates(inputs, spec, model_path=str(model_path),
                               reasons=cfg.score.reasons if reasons is None else reasons, full=True, broadcast=True)
+    scored = scored.drop("content_hash", "dsp_version", "mel_hash", "embedding")   # a demo's embedding is not kept
     rows = (scored.join(prospects.select("track_id", "title", "artist_name", "genre"), "track_id")
             .join(spec.select("track_id", "content_hash", "duration_s", F.col("error").alias("audio_error")),
                   "track_id")

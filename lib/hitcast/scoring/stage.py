@@ -142,7 +142,7 @@ def model_variant(path: Path) -> str:
 
 
 def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
-                     full: bool, broadcast: bool, embeddings: DataFrame | None) -> DataFrame:
+                     full: bool, broadcast: bool, embeddings: DataFrame | None = None) -> DataFrame:
     """Attach what the model needs of each candidate's audio and run the model over them on the executors.
 
     Parameters
