@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 #: The tables hitcast writes (looked for when the warehouse is not a local folder that can be listed).
 KNOWN_TABLES = ("catalog", "engagement_events", "quarantine", "training_examples", "spectrograms", "models",
-                "model_promotions", "predictions", "scoring_runs", "scoring_features")
+                "model_promotions", "predictions", "scoring_runs", "scoring_features", "audio_embeddings")
 
 
 @dataclass
