@@ -62,6 +62,33 @@ def standalone_cluster(base: Path) -> Iterator[tuple[Config, list[str]]]:
         assert standalone.group_members(pids) == [], "a cluster process is left"
         assert standalone.running_cluster(cfg) is None
         shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments (GBs)
+        shutil.rmtree(driver_scratch(cfg), ignore_errors=True)
+
+
+def driver_scratch(cfg: Config) -> Path:
+    """The temporary folder of the drivers the tests submit (``scratch`` of :func:`hitcast.cluster.submit.
+    submit_env`): a driver a test kills leaves its copy of the environment here (2-3 GB), removed with the
+    cluster, not in ``/tmp``."""
+    return standalone.cluster_dir(cfg) / "driver-tmp"
+
+
+def drop_ended_environments(cfg: Config) -> list[Path]:
+    """Delete the unpacked environment (1.6 GB per executor) of every application the master no longer lists as
+    active, keeping the executors' logs; returns the folders deleted.
+
+    The workers' own cleanup (``cluster.app_data_ttl_s``) waits an hour; a test module submits a dozen
+    applications, two executors each, and would otherwise fill a small disk before its end.
+    """
+    status = standalone.master_status(cfg.cluster.host, cfg.cluster.master_ui_port)
+    if status is None:
+        return []
+    active = {app["id"] for app in status.get("activeapps", [])}
+    dropped = []
+    for env in (standalone.cluster_dir(cfg) / "work").glob("worker-*/app-*/*/environment"):
+        if env.parts[-3] not in active:
+            shutil.rmtree(env, ignore_errors=True)
+            dropped.append(env)
+    return dropped
 
 
 def executor_logs(cfg: Config, worker: int) -> list[Path]:

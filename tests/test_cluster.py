@@ -13,7 +13,9 @@ Marked ``cluster``: ``make test-cluster`` runs it alone; ``make test`` runs it t
 """
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -21,10 +23,11 @@ import pytest
 from pyspark.sql import DataFrame, functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clusterfix import RUN_COLUMNS, executor_logs, job_args, standalone_cluster, tasks_started, wait_for
+from clusterfix import (RUN_COLUMNS, drop_ended_environments, driver_scratch, executor_logs, job_args,
+                        standalone_cluster, tasks_started, wait_for)
 from helpers import REPO, make_config
 from hitcast.cluster import standalone
-from hitcast.cluster.package import ENV_ALIAS, build_packages
+from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE, build_packages
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.cluster.workers import kill_worker, start_worker
 from hitcast.demo.generate import generate_demo
@@ -64,8 +67,10 @@ def run_job(cfg, job: str, root: Path, *extra: str, name: str | None = None) -> 
     t0 = time.perf_counter()
     args = job_args("standalone.yaml", root, *cfg.cluster_overrides, *SETTINGS) + list(extra)
     submit(cfg.cluster, REPO / "jobs" / job, args, log_path=root / "logs" / f"{name or job}.log",
-           timeout_s=SUBMIT_TIMEOUT_S)
-    return time.perf_counter() - t0
+           timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg.cluster))
+    seconds = time.perf_counter() - t0
+    drop_ended_environments(cfg.cluster)
+    return seconds
 
 
 class Cluster:
@@ -124,7 +129,13 @@ def test_executors_ran_the_shipped_environment(roots, pipeline, cluster):
     executors = sorted(work.glob("worker-*/app-*/*"))
     # one executor per worker for each of the five applications
     assert len(executors) == 10 and {p.parts[-3] for p in executors} == {"worker-0", "worker-1"}
-    assert all((p / ENV_ALIAS / "bin" / "python").exists() for p in executors)
+    # each unpacked the archive as ./environment (whose bin/python ran its tasks: spark.pyspark.python); the
+    # unpacked copies themselves were deleted once each application ended (clusterfix.drop_ended_environments)
+    unpacked = {p: [line for line in (p / "stderr").read_text(errors="replace").splitlines()
+                    if "Unpacking an archive" in line and ENV_ARCHIVE.name in line] for p in executors}
+    assert all(len(lines) == 1 and lines[0].rstrip().endswith(f"/{ENV_ALIAS}") for lines in unpacked.values()), \
+        unpacked
+    assert not any((p / ENV_ALIAS).exists() for p in executors)
 
 
 def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipeline, cluster):
@@ -161,17 +172,23 @@ def killed_midway(cluster, job: str, root: Path, *extra: str) -> str:
     log_path = root / "logs" / f"{job}-killed.log"
     args = job_args("standalone.yaml", root, *cluster.cluster_overrides, *SETTINGS) + list(extra)
     earlier = set(executor_logs(cluster.cluster, 1))            # other applications' executors
-    proc = start_submit(cluster.cluster, REPO / "jobs" / job, args, log_path=log_path)
+    proc = start_submit(cluster.cluster, REPO / "jobs" / job, args, log_path=log_path,
+                        scratch=driver_scratch(cluster.cluster))
+    killed = False
     try:
         wait_for(lambda: tasks_started(cluster.cluster, 1, known=earlier) > 0, timeout_s=SUBMIT_TIMEOUT_S,
                  what="worker 1's executor ran a task", proc=proc, log=log_path, poll_s=0.05)
         assert proc.poll() is None, "the job ended before the kill"
         kill_worker(cluster.cluster, 1)
+        killed = True
         code = proc.wait(timeout=SUBMIT_TIMEOUT_S)
     finally:
         if proc.poll() is None:
-            proc.kill()
-        start_worker(cluster.cluster, 1)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if killed:
+            start_worker(cluster.cluster, 1)
+        drop_ended_environments(cluster.cluster)
     assert code == 0, log_tail(log_path, 40)
     return log_path.read_text(errors="replace")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterfix import job_args, standalone_cluster, wait_for
+from clusterfix import drop_ended_environments, driver_scratch, job_args, standalone_cluster, wait_for
 from helpers import REPO, build_inputs, make_config
 from hitcast.cluster import standalone
 from hitcast.cluster.package import build_packages
@@ -103,25 +103,30 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
 
     t0 = time.perf_counter()
     submit(cfg, train, job_args("standalone.yaml", straight_root, *overrides, *SETTINGS),
-           log_path=straight_root / "logs" / "train.log", timeout_s=SUBMIT_TIMEOUT_S)
+           log_path=straight_root / "logs" / "train.log", timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg))
     times["straight"] = time.perf_counter() - t0
+    drop_ended_environments(cfg)
 
     failed_log = killed_root / "logs" / "train-killed.log"
     t0 = time.perf_counter()
     proc = start_submit(cfg, train, job_args("standalone.yaml", killed_root, *overrides, *SETTINGS),
-                        log_path=failed_log)
+                        log_path=failed_log, scratch=driver_scratch(cfg))
+    killed = False
     try:
         wait_for(lambda: any((killed_root / "models").glob("*/checkpoints/epoch-*/state.json")),
                  timeout_s=SUBMIT_TIMEOUT_S, what="the chief's checkpoint of epoch 1", proc=proc, log=failed_log,
                  poll_s=0.05)
         kill_worker(cfg, 1)
+        killed = True
         code = proc.wait(timeout=SUBMIT_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        start_worker(cfg, 1)
+        if killed:
+            start_worker(cfg, 1)
     times["killed"] = time.perf_counter() - t0
+    drop_ended_environments(cfg)
     text = failed_log.read_text(errors="replace")
     assert code != 0, log_tail(failed_log, 40)
     found = FAILED.search(text)
@@ -139,7 +144,7 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
     resumed_log = killed_root / "logs" / "train-resumed.log"
     t0 = time.perf_counter()
     submit(cfg, train, job_args("standalone.yaml", killed_root, *overrides, *SETTINGS), log_path=resumed_log,
-           timeout_s=SUBMIT_TIMEOUT_S)
+           timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg))
     times["resumed"] = time.perf_counter() - t0
     resumed_text = resumed_log.read_text(errors="replace")
     line = re.search(rf"resuming {re.escape(version)} from the checkpoint of epoch (\d+) \((\S+)\)", resumed_text)

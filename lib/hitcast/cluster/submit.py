@@ -61,22 +61,34 @@ def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *
             str(job), *job_args]
 
 
-def submit_env(cfg: Config) -> dict[str, str]:
+def submit_env(cfg: Config, scratch: Path | None = None) -> dict[str, str]:
     """The environment of ``spark-submit``: loopback (``SPARK_LOCAL_IP``), and no developer ``PYSPARK_PYTHON``
-    (the command's ``spark.pyspark.*`` settings decide)."""
+    (the command's ``spark.pyspark.*`` settings decide).
+
+    ``scratch`` (created) becomes the driver's temporary folder: ``java.io.tmpdir`` of the ``spark-submit`` JVM,
+    its ``SPARK_LOCAL_DIRS`` and the Python driver's ``TMPDIR``. In client mode the driver copies and unpacks
+    ``--archives`` there too (2-3 GB for the environment): Spark deletes it when the driver exits, but a driver
+    that is killed leaves it behind, in ``/tmp`` by default.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
     env["SPARK_LOCAL_IP"] = cfg.cluster.host
     env["SPARK_HOME"] = str(spark_home())
+    if scratch is not None:
+        scratch = Path(scratch).resolve()
+        scratch.mkdir(parents=True, exist_ok=True)
+        env["SPARK_LOCAL_DIRS"] = env["TMPDIR"] = str(scratch)
+        env["SPARK_SUBMIT_OPTS"] = f"{env.get('SPARK_SUBMIT_OPTS', '')} -Djava.io.tmpdir={scratch}".strip()
     return env
 
 
 def start_submit(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, log_path: Path,
-                 **options) -> subprocess.Popen:
+                 scratch: Path | None = None, **options) -> subprocess.Popen:
     """Start :func:`submit_command` in the background, in a session of its own (so that the ``spark-submit`` JVM
-    and the Python driver it runs can be stopped together with ``os.killpg``), its output to ``log_path``."""
+    and the Python driver it runs can be stopped together with ``os.killpg``), its output to ``log_path``; the
+    driver's temporary files in ``scratch`` (:func:`submit_env`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as out:
-        return subprocess.Popen(submit_command(cfg, job, job_args, **options), env=submit_env(cfg),
+        return subprocess.Popen(submit_command(cfg, job, job_args, **options), env=submit_env(cfg, scratch),
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
