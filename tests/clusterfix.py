@@ -62,7 +62,8 @@ def standalone_cluster(base: Path) -> Iterator[tuple[Config, list[str]]]:
         assert standalone.group_members(pids) == [], "a cluster process is left"
         assert standalone.running_cluster(cfg) is None
         shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments (GBs)
-        shutil.rmtree(driver_scratch(cfg), ignore_errors=True)
+        for scratch in (driver_scratch(cfg), standalone.cluster_dir(cfg) / "local"):
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def driver_scratch(cfg: Config) -> Path:

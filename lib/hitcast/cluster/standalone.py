@@ -130,8 +130,10 @@ def daemon_command(cfg: Config, role: str, index: int = 0) -> list[str]:
 
 
 def daemon_env(cfg: Config) -> dict[str, str]:
-    """The daemons' environment: the pip pyspark as ``SPARK_HOME``, loopback, a modest daemon heap, and workers
-    that delete ended applications' folders after ``cluster.app_data_ttl_s``.
+    """The daemons' environment: the pip pyspark as ``SPARK_HOME``, loopback, a modest daemon heap, workers
+    that delete ended applications' folders after ``cluster.app_data_ttl_s``, and their scratch space
+    (``SPARK_LOCAL_DIRS``: shuffle files, the executors' cache of fetched files) under ``cluster.dir/local``,
+    not ``/tmp``, where an executor that is killed would leave its copy of the shipped environment.
 
     Executors inherit it; the developer's ``PYSPARK_PYTHON`` is dropped, so executors run the interpreter the
     job names (``spark.pyspark.python``, the shipped environment under ``spark-submit``).
@@ -139,6 +141,7 @@ def daemon_env(cfg: Config) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
     env.update(SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=cfg.cluster.host,
                SPARK_DAEMON_MEMORY=cfg.cluster.daemon_memory, SPARK_LOG_DIR=str(cluster_dir(cfg)),
+               SPARK_LOCAL_DIRS=str(cluster_dir(cfg) / "local"),
                SPARK_WORKER_OPTS=f"-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=600 "
                                  f"-Dspark.worker.cleanup.appDataTtl={cfg.cluster.app_data_ttl_s}")
     return env
@@ -196,7 +199,7 @@ def _wait_alive(cfg: Config, daemons: list[Daemon]) -> None:
 def start_cluster(cfg: Config) -> ClusterInfo:
     """Start the master and the workers, and wait until the master reports every worker ALIVE.
 
-    The previous run's work folders are removed first (they hold unpacked environments).
+    The previous run's work and scratch folders are removed first (they hold unpacked environments).
 
     Returns
     -------
@@ -215,8 +218,9 @@ def start_cluster(cfg: Config) -> ClusterInfo:
     check_ports_free(cfg)
     check_master_setting(cfg)
     base = cluster_dir(cfg)
-    shutil.rmtree(base / "work", ignore_errors=True)
-    base.mkdir(parents=True, exist_ok=True)
+    for old in ("work", "local"):
+        shutil.rmtree(base / old, ignore_errors=True)
+    (base / "local").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     daemons = [_launch(cfg, "master")]
     info = ClusterInfo(master_url(cfg), f"http://{cfg.cluster.host}:{cfg.cluster.master_ui_port}", ())
