@@ -28,7 +28,7 @@ def test_scoring_inputs_keeps_every_track_and_nulls_mel_unless_ok(spark):
     assert sorted(out.columns) == sorted(features.columns + SPEC_COLUMNS)
     row = Row("track_id", "cold_start", "genre", "plays_7d", "status", "mel", "n_mels", "n_frames")
     assertDataFrameEqual(out.select(*row), [row("a", False, "pop", 1.0, "ok", bytearray(range(6)), 2, 3),
-                                            row("b", True, "rock", None, "undecodable", None, 2, 3),
+                                            row("b", True, "rock", None, "undecodable", None, None, None),
                                             row("c", True, "jazz", None, "no_spectrogram", None, None, None)])
 
 
@@ -79,7 +79,7 @@ def test_with_mel_gives_the_same_rows_broadcast_or_shuffled(spark):
     assert "mel" not in light.columns
     row = Row("track_id", "plays_7d", "status", "content_hash", "dsp_version", "mel", "n_mels", "n_frames")
     want = [row("a", 1.0, "ok", "h", "v1", bytearray(range(6)), 2, 3),
-            row("b", None, "too_short", "h", "v1", None, 2, 3),
+            row("b", None, "too_short", "h", "v1", None, None, None),      # no usable audio: nothing of it
             row("c", 3.0, "no_spectrogram", None, None, None, None, None)]
     for broadcast in (True, False):
         assertDataFrameEqual(with_mel(light, spec, broadcast=broadcast).select(*row), want)

@@ -50,27 +50,30 @@ def light_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
 
 
 def with_mel(inputs: DataFrame, spectrograms: DataFrame, *, broadcast: bool) -> DataFrame:
-    """Add :data:`MEL_COLUMNS` to :func:`light_inputs` rows (``mel`` is NULL unless ``status`` is ``ok``).
+    """Add :data:`MEL_COLUMNS` to :func:`light_inputs` rows (NULL unless ``status`` is ``ok``).
 
-    With ``broadcast`` the (small) input rows are broadcast to the spectrogram scan, so the mel bytes go
-    from the Parquet reader straight to the next operator, never through a shuffle; tracks without a
-    spectrogram row are added by an anti join. Without it (more inputs than fit a broadcast), a plain
-    left join.
+    With ``broadcast`` the (small) input rows whose ``status`` is ``ok`` are broadcast to the spectrogram
+    scan, so the mel bytes go from the Parquet reader straight to the next operator, never through a
+    shuffle; the other rows need no bytes and skip the join. Their ``status`` comes from the same
+    ``spectrograms`` (:func:`light_inputs`), so an ``ok`` row has its spectrogram row. Without it (more
+    inputs than fit a broadcast), a plain left join.
 
     Returns
     -------
     DataFrame
-        ``inputs``' columns plus ``mel`` (binary), ``n_mels``, ``n_frames`` (int); one row per input row.
+        ``inputs``' columns plus ``mel`` (binary), ``n_mels``, ``n_frames`` (int), NULL unless ``status`` is
+        ``ok``; one row per input row.
     """
     spec = spectrograms.select("track_id", *MEL_COLUMNS)
     if broadcast:
-        matched = spec.join(F.broadcast(inputs), "track_id", "inner")
-        missing = (inputs.join(spectrograms.select("track_id"), "track_id", "left_anti")
+        ok = F.col("status") == "ok"
+        matched = spec.join(F.broadcast(inputs.where(ok)), "track_id", "inner")
+        without = (inputs.where(~ok | F.col("status").isNull())
                    .select("*", *[F.lit(None).cast(spec.schema[c].dataType).alias(c) for c in MEL_COLUMNS]))
-        joined = matched.select(*inputs.columns, *MEL_COLUMNS).unionByName(missing)
+        joined = matched.select(*inputs.columns, *MEL_COLUMNS).unionByName(without)
     else:
         joined = inputs.join(spec, "track_id", "left")
-    return joined.withColumn("mel", F.when(F.col("status") == "ok", F.col("mel")))
+    return joined.select(*inputs.columns, *[F.when(F.col("status") == "ok", F.col(c)).alias(c) for c in MEL_COLUMNS])
 
 
 def scoring_inputs(features: DataFrame, spectrograms: DataFrame) -> DataFrame:
