@@ -75,6 +75,14 @@ def table_version(spark: SparkSession, location: str) -> int | None:
     return max(versions) if versions else None
 
 
+def remove_path(spark: SparkSession, location: str) -> bool:
+    """Delete the file or folder ``location`` (recursively) through its Hadoop file system; True if it existed."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.delete(path, True))
+
+
 def last_operation_metrics(spark: SparkSession, location: str) -> dict[str, int]:
     """The integer ``operationMetrics`` of the table's latest commit (``numTargetRowsInserted`` ...)."""
     from delta.tables import DeltaTable
@@ -84,7 +92,7 @@ def last_operation_metrics(spark: SparkSession, location: str) -> dict[str, int]
 
 
 def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Sequence[str],
-                 update: bool | str = True, partition_by: Sequence[str] = ()) -> MergeResult:
+                 update: bool | str = True, partition_by: Sequence[str] = (), metrics: bool = True) -> MergeResult:
     """MERGE ``df`` into the Delta table at ``location`` on ``keys``; create the table from ``df`` if absent.
 
     Parameters
@@ -100,6 +108,8 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
         match a target row without meeting it are left out first, so they make Delta rewrite no file.
     partition_by
         Physical partitioning when the table is created.
+    metrics
+        Read the counts back from the commit (a history query); False returns ``(0, 0)`` without it.
 
     Returns
     -------
@@ -132,7 +142,7 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
     elif isinstance(update, str):
         builder = builder.whenMatchedUpdateAll(condition=update)
     builder.whenNotMatchedInsertAll().execute()
-    if table_version(spark, location) == before:
+    if not metrics or table_version(spark, location) == before:
         return MergeResult()
     m = last_operation_metrics(spark, location)
     return MergeResult(inserted=m.get("numTargetRowsInserted", 0), updated=m.get("numTargetRowsUpdated", 0))

@@ -93,10 +93,21 @@ def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
 
 
 def with_source_hash(inputs: DataFrame) -> DataFrame:
-    """Add ``source_hash``: 128 bits of SHA-256 over every column but ``track_id`` and the mel columns
-    (as JSON, columns in name order), i.e. over the feature row, the mode and the spectrogram's identity."""
+    """Add ``source_hash`` (32 hex digits): a fingerprint of every column but ``track_id`` and the mel
+    columns, i.e. of the feature row, the mode and the spectrogram's identity.
+
+    Two 64-bit xxHash64 chains over the columns (in name order, then reversed) and a mask of which of them
+    are NULL (xxHash64 skips a NULL, so without it a value moved to the neighbouring column would hash
+    alike). It decides only which tracks go on to the executors, where the exact ``input_hash`` is
+    compared; it is computed for every catalog track on every run, so it is cheap: measured at 100,000
+    tracks, a SHA-256 over the row as JSON cost about a second more per run.
+    """
     cols = sorted(c for c in inputs.columns if c not in ("track_id", *MEL_COLUMNS))
-    return inputs.withColumn("source_hash", F.substring(F.sha2(F.to_json(F.struct(*cols)), 256), 1, 32))
+    masks = [sum((F.when(F.col(c).isNull(), F.lit(1 << i)).otherwise(F.lit(0)) for i, c in enumerate(group)),
+                 F.lit(0)).cast("long") for group in (cols[k:k + 62] for k in range(0, len(cols), 62))]
+    parts = [F.col(c) for c in cols] + masks
+    halves = [F.lpad(F.hex(F.xxhash64(*order)), 16, "0") for order in (parts, parts[::-1])]
+    return inputs.withColumn("source_hash", F.concat(*halves))
 
 
 def with_stored_hashes(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:
