@@ -88,23 +88,26 @@ def test_with_mel_gives_the_same_rows_broadcast_or_shuffled(spark):
 def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
     from hitcast.scoring.inputs import with_source_hash
 
-    schema = ("track_id string, plays_7d double, plays_28d double, genre string, content_hash string, "
+    schema = ("track_id string, cutoff date, plays_7d double, plays_28d double, genre string, content_hash string, "
               "dsp_version string")
-    base = [("a", 1.0, None, "pop", "h1", "v1"), ("b", None, 4.0, "rock", "h2", "v1")]
+    day, next_day = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
+    base = [("a", day, 1.0, None, "pop", "h1", "v1"), ("b", day, None, 4.0, "rock", "h2", "v1")]
     hashes = {r.track_id: r.source_hash for r in with_source_hash(spark.createDataFrame(base, schema)).collect()}
     assert all(len(h) == 32 for h in hashes.values())
     cases = {"same rows, other order": [base[1], base[0]],
-             "one play more": [("a", 2.0, None, "pop", "h1", "v1"), base[1]],
-             "new audio file": [base[0], ("b", None, 4.0, "rock", "h3", "v1")],
-             "other DSP settings": [base[0], ("b", None, 4.0, "rock", "h2", "v2")],
-             "a value where there was none": [base[0], ("b", 0.0, 4.0, "rock", "h2", "v1")],
+             "the same features one day later": [(t, next_day, *rest) for t, _, *rest in base],
+             "one play more": [("a", day, 2.0, None, "pop", "h1", "v1"), base[1]],
+             "new audio file": [base[0], ("b", day, None, 4.0, "rock", "h3", "v1")],
+             "other DSP settings": [base[0], ("b", day, None, 4.0, "rock", "h2", "v2")],
+             "a value where there was none": [base[0], ("b", day, 0.0, 4.0, "rock", "h2", "v1")],
              # the same value in the neighbouring column (NULL where it was): not the same source
-             "a value moved to the next column": [("a", None, 1.0, "pop", "h1", "v1"),
-                                                  ("b", 4.0, None, "rock", "h2", "v1")]}
+             "a value moved to the next column": [("a", day, None, 1.0, "pop", "h1", "v1"),
+                                                  ("b", day, 4.0, None, "rock", "h2", "v1")]}
     changed = {name: sorted(r.track_id for r in with_source_hash(spark.createDataFrame(rows, schema)).collect()
                             if r.source_hash != hashes[r.track_id])
                for name, rows in cases.items()}
-    assert changed == {"same rows, other order": [], "one play more": ["a"], "new audio file": ["b"],
+    assert changed == {"same rows, other order": [], "the same features one day later": [],
+                       "one play more": ["a"], "new audio file": ["b"],
                        "other DSP settings": ["b"], "a value where there was none": ["b"],
                        "a value moved to the next column": ["a", "b"]}
 

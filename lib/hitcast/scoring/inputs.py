@@ -93,8 +93,10 @@ def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
 
 
 def with_source_hash(inputs: DataFrame) -> DataFrame:
-    """Add ``source_hash`` (32 hex digits): a fingerprint of every column but ``track_id`` and the mel
-    columns, i.e. of the feature row, the mode and the spectrogram's identity.
+    """Add ``source_hash`` (32 hex digits): a fingerprint of every column but ``track_id``, ``cutoff`` and
+    the mel columns, i.e. of the feature row, the mode and the spectrogram's identity. ``cutoff`` (the
+    run's ``as_of``) is not a model input, and the features made from it are in the row: a track whose
+    features are the same one day later is skipped here, before any of it reaches a Python worker.
 
     Two 64-bit xxHash64 chains over the columns (in name order, then reversed) and a mask of which of them
     are NULL (xxHash64 skips a NULL, so without it a value moved to the neighbouring column would hash
@@ -102,7 +104,7 @@ def with_source_hash(inputs: DataFrame) -> DataFrame:
     compared; it is computed for every catalog track on every run, so it is cheap: measured at 100,000
     tracks, a SHA-256 over the row as JSON cost about a second more per run.
     """
-    cols = sorted(c for c in inputs.columns if c not in ("track_id", *MEL_COLUMNS))
+    cols = sorted(c for c in inputs.columns if c not in ("track_id", "cutoff", *MEL_COLUMNS))
     masks = [sum((F.when(F.col(c).isNull(), F.lit(1 << i)).otherwise(F.lit(0)) for i, c in enumerate(group)),
                  F.lit(0)).cast("long") for group in (cols[k:k + 62] for k in range(0, len(cols), 62))]
     parts = [F.col(c) for c in cols] + masks
