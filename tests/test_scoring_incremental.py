@@ -179,6 +179,30 @@ def test_events_before_as_of_rescore_exactly_their_tracks(spark, scored):
     assert plays == {t: 3.0 for t in NEW}
 
 
+def test_a_source_change_the_model_does_not_see_updates_the_fingerprint_only(spark, scored):
+    """A new ``artist_name`` changes a track's sources (its ``source_hash``) but not what the model sees: the
+    executors find its ``input_hash`` unchanged, and the run stores the new fingerprint alone, so the next
+    run skips the track in Spark instead of sending it to the executors again."""
+    cfg, trained, first = scored
+    stored = read_table(spark, cfg, "predictions").where("mode = 'full'").orderBy("track_id").first()
+    version_before = spark.sql(f"DESCRIBE HISTORY delta.`{cfg.table('predictions')}`").first()["version"]
+    spark.sql(f"UPDATE delta.`{cfg.table('catalog')}` SET artist_name = 'Renamed Artist' "
+              f"WHERE track_id = '{stored.track_id}'")
+    s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+    assert (s.sent, s.refreshed, s.rescored, s.encoded) == (1, 1, 0, 0)
+    assert rescored_in(spark, cfg, s.run_id) == set()
+    now = read_table(spark, cfg, "predictions").where(F.col("track_id") == stored.track_id).first()
+    assert now.source_hash != stored.source_hash
+    assert (now.hit_probability, now.input_hash, now.run_id, now.reasons) == (
+        stored.hit_probability, stored.input_hash, stored.run_id, stored.reasons)
+    changes = (spark.read.format("delta").option("readChangeFeed", "true")
+               .option("startingVersion", version_before + 1).load(cfg.table("predictions")))
+    assert sorted((r.track_id, r._change_type, r.source_hash) for r in changes.collect()) == [
+        (stored.track_id, "update_postimage", now.source_hash), (stored.track_id, "update_preimage", stored.source_hash)]
+    again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+    assert (again.sent, again.refreshed, again.rescored, again.unchanged) == (0, 0, 0, s.tracks)
+
+
 def test_a_full_run_rescores_every_track(spark, scored):
     cfg, trained, first = scored
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True, reasons=0)

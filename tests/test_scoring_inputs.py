@@ -5,6 +5,7 @@ import datetime as dt
 
 import pandas as pd
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from hitcast.schemas import SPECTROGRAMS
@@ -93,7 +94,7 @@ def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
     day, next_day = dt.date(2025, 6, 1), dt.date(2025, 6, 2)
     base = [("a", day, 1.0, None, "pop", "h1", "v1"), ("b", day, None, 4.0, "rock", "h2", "v1")]
     hashes = {r.track_id: r.source_hash for r in with_source_hash(spark.createDataFrame(base, schema)).collect()}
-    assert all(len(h) == 32 for h in hashes.values())
+    assert all(len(h) == 16 for h in hashes.values())
     cases = {"same rows, other order": [base[1], base[0]],
              "the same features one day later": [(t, next_day, *rest) for t, _, *rest in base],
              "one play more": [("a", day, 2.0, None, "pop", "h1", "v1"), base[1]],
@@ -115,7 +116,7 @@ def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
 def test_with_audio_reads_mel_bytes_only_where_no_stored_embedding_matches_the_audio(spark):
     """A stored embedding is used when its content hash and DSP version are the track's current ones;
     a stale one (the audio file changed) or none at all means the mel bytes are read."""
-    from hitcast.scoring.embeddings import AUDIO_EMBEDDINGS, with_audio
+    from hitcast.scoring.embeddings import AUDIO_EMBEDDINGS, found_embeddings, with_audio
     from hitcast.scoring.inputs import light_inputs
 
     features = spark.createDataFrame([(t, 1.0) for t in "abcd"], "track_id string, plays_7d double")
@@ -131,9 +132,17 @@ def test_with_audio_reads_mel_bytes_only_where_no_stored_embedding_matches_the_a
             row("c", "too_short", None, "cc", bytearray(b"\x03")),   # no usable audio: neither is read
             row("d", "ok", bytearray([7] * 6), None, None)]      # never encoded: its bytes
     for broadcast in (True, False):
-        out = with_audio(light, spec, stored, broadcast=broadcast)
+        out = with_audio(light, spec, found_embeddings(light, stored, broadcast=broadcast), broadcast=broadcast)
         assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
         assertDataFrameEqual(out.select(*row), want)
+        # No candidate needs its mel bytes: with broadcast, the plan does not read the spectrograms at all.
+        some = light.where(F.col("track_id").isin("a", "c"))
+        marked = spec.withColumn("mel", F.expr("cast('spectrogram-scan-7f3a' as binary)"))
+        out = with_audio(some, marked, found_embeddings(some, stored, broadcast=broadcast), broadcast=broadcast)
+        assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
+        assertDataFrameEqual(out.select(*row), [want[0], want[2]])
+        plan = out._jdf.queryExecution().analyzed().toString()
+        assert ("spectrogram-scan-7f3a" in plan) == (not broadcast)
     assertDataFrameEqual(with_audio(light, spec, None, broadcast=True).select(*row),
                          [row("a", "ok", bytearray(range(6)), None, None), row("b", "ok", bytearray(6), None, None),
                           row("c", "too_short", None, None, None), row("d", "ok", bytearray([7] * 6), None, None)])

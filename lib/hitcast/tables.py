@@ -128,7 +128,7 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
         log.info("created Delta table %s", location)
         return MergeResult(inserted=last_operation_metrics(spark, location).get("numOutputRows", 0))
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    before = table_version(spark, location)
+    before = table_version(spark, location) if metrics else None
     target = DeltaTable.forPath(spark, location)
     if isinstance(update, str):
         # A MERGE that also inserts rewrites every file holding a matched row, whatever the update's condition

@@ -42,7 +42,15 @@ def stored_embeddings(spark: SparkSession, location: str, model_version: str) ->
     return spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
 
 
-def with_audio(candidates: DataFrame, spectrograms: DataFrame, stored: DataFrame | None, *,
+def found_embeddings(candidates: DataFrame, stored: DataFrame, *, broadcast: bool) -> DataFrame:
+    """The rows of ``stored`` (:func:`stored_embeddings`) whose track and audio identity (``content_hash``,
+    ``dsp_version``) equal a candidate's: at most one per candidate, ``track_id``, ``content_hash``,
+    ``dsp_version`` and :data:`STORED_COLUMNS`. ``broadcast``: the candidates' ids are broadcast to the scan."""
+    ids = candidates.select(*_AUDIO_ID)
+    return stored.select(*_AUDIO_ID, *STORED_COLUMNS).join(F.broadcast(ids) if broadcast else ids, _AUDIO_ID)
+
+
+def with_audio(candidates: DataFrame, spectrograms: DataFrame, found: DataFrame | None, *,
                broadcast: bool) -> DataFrame:
     """Give each candidate what the model needs of its audio: the stored ``mel_hash`` and ``embedding``
     when one matches its audio, else (``status`` ok) its mel bytes.
@@ -51,11 +59,13 @@ def with_audio(candidates: DataFrame, spectrograms: DataFrame, stored: DataFrame
     ----------
     candidates : DataFrame
         :func:`hitcast.scoring.inputs.light_inputs` rows (with ``content_hash``, ``dsp_version``, ``status``).
-    stored : DataFrame or None
-        :func:`stored_embeddings` of the scoring model; None reads every candidate's mel bytes.
+    found : DataFrame or None
+        :func:`found_embeddings` of the scoring model for these candidates (persisted by the caller: it is
+        read more than once); None reads every candidate's mel bytes.
     broadcast
-        Broadcast the candidates to the embedding and spectrogram scans (see
-        :func:`hitcast.scoring.inputs.with_mel`).
+        Broadcast the candidates to the spectrogram scan (see :func:`hitcast.scoring.inputs.with_mel`) and
+        ``found`` to the candidates. Then, when no candidate needs its mel bytes (the usual incremental
+        run: features changed, audio did not), which one query settles, the plan reads no spectrogram.
 
     Returns
     -------
@@ -66,13 +76,13 @@ def with_audio(candidates: DataFrame, spectrograms: DataFrame, stored: DataFrame
     """
     nulls = [F.lit(None).cast("binary").alias("mel"), F.lit(None).cast("int").alias("n_mels"),
              F.lit(None).cast("int").alias("n_frames")]
-    if stored is None:
+    if found is None:
         return with_mel(candidates, spectrograms, broadcast=broadcast).select(
             "*", F.lit(None).cast("string").alias("mel_hash"), F.lit(None).cast("binary").alias("embedding"))
-    ids = candidates.select(*_AUDIO_ID)
-    found = stored.select(*_AUDIO_ID, *STORED_COLUMNS).join(F.broadcast(ids) if broadcast else ids, _AUDIO_ID)
-    known = candidates.join(found, _AUDIO_ID, "left")
+    known = candidates.join(F.broadcast(found) if broadcast else found, _AUDIO_ID, "left")
     needs_mel = (F.col("status") == "ok") & F.col("embedding").isNull()
+    if broadcast and known.where(needs_mel).isEmpty():
+        return known.select(*candidates.columns, *nulls, *STORED_COLUMNS)
     read = with_mel(known.where(needs_mel), spectrograms, broadcast=broadcast)
     rest = known.where(~needs_mel).select("*", *nulls)
     return read.unionByName(rest).select(*candidates.columns, *MEL_COLUMNS, *STORED_COLUMNS)

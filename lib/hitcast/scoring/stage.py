@@ -34,6 +34,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,12 +43,13 @@ from hitcast.config import Config
 from hitcast.errors import HitcastError
 from hitcast.schemas import PREDICTIONS
 from hitcast.scoring import runlog
-from hitcast.scoring.embeddings import store_embeddings, stored_embeddings, with_audio
+from hitcast.scoring.embeddings import found_embeddings, store_embeddings, stored_embeddings, with_audio
 from hitcast.scoring.featurecache import scoring_features
-from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, light_inputs, with_mode, with_source_hash,
+from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, MODES, light_inputs, with_mode, with_source_hash,
                                     with_stored_hashes)
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions
-from hitcast.tables import merge_upsert, read_table, remove_path, table_exists, table_version
+from hitcast.scoring.staging import add_staged_counts, merge_scored, staged_counts
+from hitcast.tables import read_table, remove_path, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class ScoreSummary:
     rescored: int = 0
     unchanged: int = 0
     encoded: int = 0
+    sent: int = 0
+    refreshed: int = 0
     modes: dict[str, int] = field(default_factory=dict)
     quantiles: dict[str, float] = field(default_factory=dict)
     psi: float | None = None
@@ -80,10 +84,21 @@ class ScoreSummary:
         drift = "first run of this model" if self.psi is None else f"PSI {self.psi:.4f} against the previous run"
         return (f"run {self.run_id}: model {self.model_version}, as of {self.as_of}{' (full)' if self.full else ''}: "
                 f"{self.tracks} tracks, {self.rescored} rescored ({modes}; audio encoded for {self.encoded}, the "
-                f"rest from stored embeddings or without audio), {self.unchanged} unchanged; features "
+                f"rest from stored embeddings or without audio), {self.unchanged} unchanged; {self.sent} with "
+                f"changed sources went to the model ({self.refreshed} of them with the same input: fingerprint "
+                f"updated); features "
                 f"{'reused' if self.features_reused else 'computed'}; scores p05/p50/p95 "
                 f"{q.get('p05', float('nan')):.3f}/{q.get('p50', float('nan')):.3f}/{q.get('p95', float('nan')):.3f}, "
                 f"{drift}; table {self.location} ({self.table_rows} rows)")
+
+
+class Scored(NamedTuple):
+    """What :func:`score_into` did (see there)."""
+
+    counts: dict[tuple[bool, str], int]
+    encoded: int
+    sent: int
+    refreshed: int
 
 
 def default_as_of(events: DataFrame) -> dt.date:
@@ -142,7 +157,7 @@ def model_variant(path: Path) -> str:
 
 
 def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
-                     full: bool, broadcast: bool, embeddings: DataFrame | None = None) -> DataFrame:
+                     full: bool, broadcast: bool, found: DataFrame | None = None) -> DataFrame:
     """Attach what the model needs of each candidate's audio and run the model over them on the executors.
 
     Parameters
@@ -150,9 +165,10 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
     candidates : DataFrame
         :func:`hitcast.scoring.inputs.light_inputs` rows with ``scoring_mode``, ``source_hash`` and
         ``prev_hash``.
-    embeddings : DataFrame or None
-        The model's stored audio embeddings (:func:`hitcast.scoring.embeddings.stored_embeddings`); None
-        reads the mel bytes of every candidate with audio. Ignored for a model without audio.
+    found : DataFrame or None
+        The model's stored audio embeddings for these candidates
+        (:func:`hitcast.scoring.embeddings.found_embeddings`, persisted); None reads the mel bytes of every
+        candidate with audio. Ignored for a model without audio.
     broadcast
         Broadcast ``candidates`` to the embedding and spectrogram scans.
 
@@ -164,7 +180,7 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
     from hitcast.model.architecture import input_names
 
     if "mel" in input_names(model_variant(Path(model_path))):
-        fed = with_audio(candidates, spectrograms, embeddings, broadcast=broadcast)
+        fed = with_audio(candidates, spectrograms, found, broadcast=broadcast)
     else:
         fed = candidates.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
                                        zip(MEL_COLUMNS, ("binary", "int", "int"))])
@@ -174,7 +190,7 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
 def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFrame, location: str,
                model_version: str, model_path: str, as_of: dt.date, run_id: str, scored_at: dt.datetime,
                reasons: int, full: bool, staging: str, broadcast_rows: int,
-               embeddings: str | None = None) -> tuple[dict[tuple[bool, str], int], int]:
+               embeddings: str | None = None) -> "Scored":
     """Score ``inputs`` against the rows ``location`` holds for ``model_version``, and MERGE the rescored
     rows into it.
 
@@ -202,11 +218,14 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
 
     Returns
     -------
-    (counts, encoded)
+    Scored
         ``counts``: ``{(rescored, mode): tracks}`` over every input track; ``encoded``: how many of the
-        rescored tracks' audio went through the encoder (the others used a stored embedding or had none).
+        rescored tracks' audio went through the encoder (the others used a stored embedding or had none);
+        ``sent``: tracks whose sources changed (sent to the executors); ``refreshed``: of those, the tracks
+        whose model input had not changed, whose stored ``source_hash`` alone was updated.
     """
     from pyspark import StorageLevel
+    from pyspark.sql import Observation
 
     clock = _Clock()
     stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
@@ -216,53 +235,66 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     # Only the tracks that go on are cached (the scoring plan scans them several times: stored embeddings,
     # mel bytes, the rest); caching the whole catalog's rows cost more than scoring 1% of them (measured at
     # 100,000 tracks: 3-4 s to build, 1.4 s per scan). The catalog's counts by mode come from a scan of the
-    # mode alone.
+    # mode alone (observing them on the way to the filter cost more: it splits the generated code).
     candidates = hashed.drop("prev_source").persist(StorageLevel.MEMORY_AND_DISK)
+    found: DataFrame | None = None
     staged = f"{staging.rstrip('/')}/{run_id}"
     try:
         sent = {r[MODE_COLUMN]: int(r["count"]) for r in candidates.groupBy(MODE_COLUMN).count().collect()}
         every = sent if full else {r[MODE_COLUMN]: int(r["count"])
                                    for r in inputs.groupBy(MODE_COLUMN).count().collect()}
+        if set(every) - set(MODES):
+            raise HitcastError(f"a scoring mode other than {', '.join(MODES)} in the inputs: {sorted(every)}")
         counts = {(False, mode): n - sent.get(mode, 0) for mode, n in every.items() if n > sent.get(mode, 0)}
         n_candidates = sum(sent.values())
         log.info("%d of %d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
                  sum(every.values()), " (full run)" if full else "", clock.lap())
         if not n_candidates:
-            return counts, 0
-        cached = None if full or embeddings is None else stored_embeddings(spark, embeddings, model_version)
+            return Scored(counts, 0, 0, 0)
+        broadcast = n_candidates <= broadcast_rows
+        kept = None if full or embeddings is None else stored_embeddings(spark, embeddings, model_version)
+        if kept is not None:
+            found = found_embeddings(candidates, kept, broadcast=broadcast).persist(StorageLevel.MEMORY_AND_DISK)
         scored = (candidates
                   .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, reasons=reasons,
-                                                         full=full, broadcast=n_candidates <= broadcast_rows,
-                                                         embeddings=cached))
+                                                         full=full, broadcast=broadcast, found=found))
                   .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
                   .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
-        scored.write.mode("overwrite").parquet(staged)
-        candidates.unpersist()
-        return _merge_staged(spark, spark.read.parquet(staged), counts, location=location,
-                             model_version=model_version, embeddings=embeddings, clock=clock)
+        # The staged rows' counts are observed as they are written: no scan of them for the counts.
+        written = Observation(f"scored-{run_id}")
+        scored.observe(written, *staged_counts()).write.mode("overwrite").parquet(staged)
+        _unpersist(candidates, found)
+        encoded, unchanged = add_staged_counts(counts, written.get)
+        log.info("scored the changed tracks (%d through the audio encoder; %d found unchanged) (%s)", encoded,
+                 unchanged, clock.lap())
+        # In an incremental run every track the executors found unchanged has a new fingerprint: store it.
+        refresh = 0 if full else unchanged
+        _merge_staged(spark, spark.read.parquet(staged), counts, encoded=encoded, refresh=refresh,
+                      location=location, model_version=model_version, embeddings=embeddings, clock=clock)
+        return Scored(counts, encoded, n_candidates, refresh)
     finally:
-        candidates.unpersist()
+        _unpersist(candidates, found)
         remove_path(spark, staged)
 
 
-def _merge_staged(spark: SparkSession, scored: DataFrame, counts: dict[tuple[bool, str], int], *, location: str,
-                  model_version: str, embeddings: str | None, clock: "_Clock") -> tuple[dict, int]:
-    """Count the staged rows of a run into ``counts``, MERGE the rescored ones into ``location`` and store
-    the new audio embeddings; returns ``(counts, encoded)`` (see :func:`score_into`)."""
-    encoded = 0
-    for r in scored.groupBy("rescored", "mode", F.col("embedding").isNotNull().alias("encoded")).count().collect():
-        key = (bool(r["rescored"]), r["mode"])
-        counts[key] = counts.get(key, 0) + int(r["count"])
-        encoded += int(r["count"]) if r["encoded"] else 0
-    log.info("scored the changed tracks (%d through the audio encoder) (%s)", encoded, clock.lap())
-    if any(rescored for rescored, _ in counts):
-        merge_upsert(spark, scored.where("rescored").select(*PREDICTIONS.fieldNames()), location=location,
-                     keys=["track_id", "model_version"], metrics=False)  # the counts are known
-        log.info("merged the rescored rows into %s (%s)", location, clock.lap())
+def _unpersist(*frames: DataFrame | None) -> None:
+    for df in frames:
+        if df is not None:
+            df.unpersist()
+
+
+def _merge_staged(spark: SparkSession, scored: DataFrame, counts: dict[tuple[bool, str], int], *,
+                  encoded: int, refresh: int, location: str, model_version: str, embeddings: str | None,
+                  clock: "_Clock") -> None:
+    """MERGE a run's staged rows into ``location`` (the rescored rows, and the ``refresh`` stale
+    fingerprints) and store the new audio embeddings."""
+    if refresh or any(rescored for rescored, _ in counts):
+        merge_scored(spark, scored, location=location, refresh=bool(refresh))
+        log.info("merged the rescored rows%s into %s (%s)",
+                 f" and {refresh} new fingerprints of unchanged inputs" if refresh else "", location, clock.lap())
     if encoded and embeddings is not None:
         store_embeddings(spark, scored, location=embeddings, model_version=model_version)
         log.info("stored %d audio embeddings in %s (%s)", encoded, embeddings, clock.lap())
-    return counts, encoded
 
 
 class _Clock:
@@ -317,7 +349,7 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
              "full" if full else "incremental", n_reasons)
     inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
-    counts, encoded = score_into(
+    counts, encoded, sent, refreshed = score_into(
         spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
         model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons, full=full,
         broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
@@ -329,7 +361,8 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     summary = ScoreSummary(
         run_id=run_id, model_version=model_version, as_of=as_of, location=location, full=full,
         features_reused=reused, tracks=sum(counts.values()), rescored=sum(modes.values()),
-        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), encoded=encoded, modes=modes,
+        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), encoded=encoded, sent=sent,
+        refreshed=refreshed, modes=modes,
         quantiles=quantiles,
         psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
     runlog.append_run(spark, cfg, {
