@@ -19,8 +19,10 @@ Shape of the work::
 - Incremental by default, in two steps: Spark skips the tracks whose ``source_hash`` (a fingerprint of
   their features and audio) is unchanged (:mod:`hitcast.scoring.inputs`); the executors hash exactly what
   the model would see for the rest and call the model only where that differs from the stored
-  ``input_hash`` (``full=True`` rescores all). Only rescored rows reach the MERGE, so it updates exactly
-  those rows.
+  ``input_hash`` (``full=True`` rescores all). Only rescored rows reach the MERGE as new predictions, so
+  it updates exactly those rows' scores; a track whose sources changed but whose input did not (a new
+  ``artist_name``) gets its new ``source_hash`` stored alone, so the next run skips it in Spark
+  (:mod:`hitcast.scoring.staging`).
 - A changed track whose audio is the same as when this model last encoded it is scored from its stored
   audio embedding (:mod:`hitcast.scoring.embeddings`), without reading its mel bytes; a full run reads
   every track's mel bytes and stores the embeddings again.
