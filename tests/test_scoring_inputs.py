@@ -114,8 +114,9 @@ def test_source_hash_follows_features_and_audio_identity_not_row_order(spark):
 
 
 def test_with_audio_reads_mel_bytes_only_where_no_stored_embedding_matches_the_audio(spark):
-    """A stored embedding is used when its content hash and DSP version are the track's current ones;
-    a stale one (the audio file changed) or none at all means the mel bytes are read."""
+    """A stored embedding is used when its content hash and DSP version are the track's current ones and
+    the track has usable audio; a stale one (the audio file changed) or none at all means the mel bytes are
+    read. When every candidate with audio has one (``complete``), the plan reads no spectrogram."""
     from hitcast.scoring.embeddings import AUDIO_EMBEDDINGS, found_embeddings, with_audio
     from hitcast.scoring.inputs import light_inputs
 
@@ -129,20 +130,27 @@ def test_with_audio_reads_mel_bytes_only_where_no_stored_embedding_matches_the_a
     row = Row("track_id", "status", "mel", "mel_hash", "embedding")
     want = [row("a", "ok", None, "aa", bytearray(b"\x01")),      # same audio: the stored embedding
             row("b", "ok", bytearray(6), None, None),            # the audio changed: its bytes
-            row("c", "too_short", None, "cc", bytearray(b"\x03")),   # no usable audio: neither is read
+            row("c", "too_short", None, None, None),             # no usable audio: neither
             row("d", "ok", bytearray([7] * 6), None, None)]      # never encoded: its bytes
     for broadcast in (True, False):
-        out = with_audio(light, spec, found_embeddings(light, stored, broadcast=broadcast), broadcast=broadcast)
+        found = found_embeddings(light, stored, broadcast=broadcast)
+        assert sorted(r.track_id for r in found.collect()) == ["a"]
+        out = with_audio(light, spec, found, broadcast=broadcast)
         assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
         assertDataFrameEqual(out.select(*row), want)
-        # No candidate needs its mel bytes: with broadcast, the plan does not read the spectrograms at all.
+        # No candidate needs its mel bytes (a has its embedding, c no usable audio): found has a row for
+        # every candidate with status ok, and then the plan does not read the spectrograms at all.
         some = light.where(F.col("track_id").isin("a", "c"))
+        found = found_embeddings(some, stored, broadcast=broadcast)
+        complete = found.count() == some.where(F.col("status") == "ok").count()
+        assert complete
         marked = spec.withColumn("mel", F.expr("cast('spectrogram-scan-7f3a' as binary)"))
-        out = with_audio(some, marked, found_embeddings(some, stored, broadcast=broadcast), broadcast=broadcast)
-        assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
-        assertDataFrameEqual(out.select(*row), [want[0], want[2]])
-        plan = out._jdf.queryExecution().analyzed().toString()
-        assert ("spectrogram-scan-7f3a" in plan) == (not broadcast)
+        for known in (True, False):
+            out = with_audio(some, marked, found, broadcast=broadcast, complete=known)
+            assert out.columns == light.columns + ["mel", "n_mels", "n_frames", "mel_hash", "embedding"]
+            assertDataFrameEqual(out.select(*row), [want[0], want[2]])
+            plan = out._jdf.queryExecution().analyzed().toString()
+            assert ("spectrogram-scan-7f3a" in plan) == (not known)
     assertDataFrameEqual(with_audio(light, spec, None, broadcast=True).select(*row),
                          [row("a", "ok", bytearray(range(6)), None, None), row("b", "ok", bytearray(6), None, None),
                           row("c", "too_short", None, None, None), row("d", "ok", bytearray([7] * 6), None, None)])

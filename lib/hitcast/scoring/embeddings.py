@@ -44,14 +44,18 @@ def stored_embeddings(spark: SparkSession, location: str, model_version: str) ->
 
 def found_embeddings(candidates: DataFrame, stored: DataFrame, *, broadcast: bool) -> DataFrame:
     """The rows of ``stored`` (:func:`stored_embeddings`) whose track and audio identity (``content_hash``,
-    ``dsp_version``) equal a candidate's: at most one per candidate, ``track_id``, ``content_hash``,
-    ``dsp_version`` and :data:`STORED_COLUMNS`. ``broadcast``: the candidates' ids are broadcast to the scan."""
-    ids = candidates.select(*_AUDIO_ID)
+    ``dsp_version``) equal those of a candidate with usable audio (``status`` ok): at most one per candidate,
+    ``track_id``, ``content_hash``, ``dsp_version`` and :data:`STORED_COLUMNS`. ``broadcast``: the candidates'
+    ids are broadcast to the scan.
+
+    ``stored`` holds one row per track, so when this has as many rows as there are candidates with ``status``
+    ok, none of them needs its mel bytes (``complete`` in :func:`with_audio`)."""
+    ids = candidates.where(F.col("status") == "ok").select(*_AUDIO_ID)
     return stored.select(*_AUDIO_ID, *STORED_COLUMNS).join(F.broadcast(ids) if broadcast else ids, _AUDIO_ID)
 
 
 def with_audio(candidates: DataFrame, spectrograms: DataFrame, found: DataFrame | None, *,
-               broadcast: bool) -> DataFrame:
+               broadcast: bool, complete: bool = False) -> DataFrame:
     """Give each candidate what the model needs of its audio: the stored ``mel_hash`` and ``embedding``
     when one matches its audio, else (``status`` ok) its mel bytes.
 
@@ -64,8 +68,11 @@ def with_audio(candidates: DataFrame, spectrograms: DataFrame, found: DataFrame 
         read more than once); None reads every candidate's mel bytes.
     broadcast
         Broadcast the candidates to the spectrogram scan (see :func:`hitcast.scoring.inputs.with_mel`) and
-        ``found`` to the candidates. Then, when no candidate needs its mel bytes (the usual incremental
-        run: features changed, audio did not), which one query settles, the plan reads no spectrogram.
+        ``found`` to the candidates.
+    complete
+        ``found`` has a row for every candidate with ``status`` ok (the caller compared the counts): no
+        candidate needs its mel bytes (the usual incremental run: features changed, audio did not), and
+        the plan reads no spectrogram.
 
     Returns
     -------
@@ -80,9 +87,9 @@ def with_audio(candidates: DataFrame, spectrograms: DataFrame, found: DataFrame 
         return with_mel(candidates, spectrograms, broadcast=broadcast).select(
             "*", F.lit(None).cast("string").alias("mel_hash"), F.lit(None).cast("binary").alias("embedding"))
     known = candidates.join(F.broadcast(found) if broadcast else found, _AUDIO_ID, "left")
-    needs_mel = (F.col("status") == "ok") & F.col("embedding").isNull()
-    if broadcast and known.where(needs_mel).isEmpty():
+    if complete:
         return known.select(*candidates.columns, *nulls, *STORED_COLUMNS)
+    needs_mel = (F.col("status") == "ok") & F.col("embedding").isNull()
     read = with_mel(known.where(needs_mel), spectrograms, broadcast=broadcast)
     rest = known.where(~needs_mel).select("*", *nulls)
     return read.unionByName(rest).select(*candidates.columns, *MEL_COLUMNS, *STORED_COLUMNS)

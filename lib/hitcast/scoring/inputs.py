@@ -100,19 +100,19 @@ def with_source_hash(inputs: DataFrame) -> DataFrame:
     run's ``as_of``) is not a model input, and the features made from it are in the row: a track whose
     features are the same one day later is skipped here, before any of it reaches a Python worker.
 
-    A 64-bit xxHash64 chain over the columns (in name order) and a mask of which of them are NULL
-    (xxHash64 skips a NULL, so without it a value moved to the neighbouring column would hash alike), as
-    16 hex digits. It decides only which tracks go on to the executors, where the exact ``input_hash`` is
-    compared, and a track's fingerprint is only ever compared with its own previous one: 64 bits leave a
-    changed track unnoticed with odds of 2**-64. It is computed for every catalog track on every run, so it
-    is cheap: measured at 100,000 tracks, a SHA-256 over the row as JSON cost about a second more per run,
-    and a second, reversed chain (128 bits) 0.4 s of executor time more.
+    A 64-bit xxHash64 chain over the columns (in name order), then over whether each of them is NULL
+    (xxHash64 skips a NULL, so without those flags a value moved to the neighbouring column would hash
+    alike), as 16 hex digits. It decides only which tracks go on to the executors, where the exact
+    ``input_hash`` is compared, and a track's fingerprint is only ever compared with its own previous one:
+    64 bits leave a changed track unnoticed with odds of 2**-64. It is computed for every catalog track on
+    every run, so it is cheap. Measured at 100,000 tracks (one pass over the inputs, two cores): a SHA-256
+    over the row as JSON cost about a second more per run, a second, reversed chain (128 bits) 0.4 s of
+    executor time more, and the NULL flags as a bit mask (a sum of ``CASE WHEN``) 0.25 s more than as
+    booleans in the chain.
     """
     cols = sorted(c for c in inputs.columns if c not in ("track_id", "cutoff", *MEL_COLUMNS))
-    masks = [sum((F.when(F.col(c).isNull(), F.lit(1 << i)).otherwise(F.lit(0)) for i, c in enumerate(group)),
-                 F.lit(0)).cast("long") for group in (cols[k:k + 62] for k in range(0, len(cols), 62))]
-    digest = F.lpad(F.hex(F.xxhash64(*[F.col(c) for c in cols], *masks)), 16, "0")
-    return inputs.withColumn("source_hash", digest)
+    digest = F.xxhash64(*[F.col(c) for c in cols], *[F.col(c).isNull() for c in cols])
+    return inputs.withColumn("source_hash", F.lpad(F.hex(digest), 16, "0"))
 
 
 def with_stored_hashes(inputs: DataFrame, stored: DataFrame | None) -> DataFrame:

@@ -159,7 +159,8 @@ def model_variant(path: Path) -> str:
 
 
 def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
-                     full: bool, broadcast: bool, found: DataFrame | None = None) -> DataFrame:
+                     full: bool, broadcast: bool, found: DataFrame | None = None,
+                     complete: bool = False) -> DataFrame:
     """Attach what the model needs of each candidate's audio and run the model over them on the executors.
 
     Parameters
@@ -173,6 +174,8 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
         candidate with audio. Ignored for a model without audio.
     broadcast
         Broadcast ``candidates`` to the embedding and spectrogram scans.
+    complete
+        ``found`` holds an embedding for every candidate with usable audio: no mel bytes are read.
 
     Returns
     -------
@@ -182,7 +185,7 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
     from hitcast.model.architecture import input_names
 
     if "mel" in input_names(model_variant(Path(model_path))):
-        fed = with_audio(candidates, spectrograms, found, broadcast=broadcast)
+        fed = with_audio(candidates, spectrograms, found, broadcast=broadcast, complete=complete)
     else:
         fed = candidates.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
                                        zip(MEL_COLUMNS, ("binary", "int", "int"))])
@@ -226,6 +229,8 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
         ``sent``: tracks whose sources changed (sent to the executors); ``refreshed``: of those, the tracks
         whose model input had not changed, whose stored ``source_hash`` alone was updated.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from pyspark import StorageLevel
     from pyspark.sql import Observation
 
@@ -241,42 +246,77 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     candidates = hashed.drop("prev_source").persist(StorageLevel.MEMORY_AND_DISK)
     found: DataFrame | None = None
     staged = f"{staging.rstrip('/')}/{run_id}"
+    pool = ThreadPoolExecutor(1, thread_name_prefix="hitcast-mode-counts")
     try:
-        sent = {r[MODE_COLUMN]: int(r["count"]) for r in candidates.groupBy(MODE_COLUMN).count().collect()}
-        every = sent if full else {r[MODE_COLUMN]: int(r["count"])
-                                   for r in inputs.groupBy(MODE_COLUMN).count().collect()}
-        if set(every) - set(MODES):
-            raise HitcastError(f"a scoring mode other than {', '.join(MODES)} in the inputs: {sorted(every)}")
-        counts = {(False, mode): n - sent.get(mode, 0) for mode, n in every.items() if n > sent.get(mode, 0)}
+        sent, sent_ok, sent_new = _counts_by_mode(candidates, ok=True)
+        _check_modes(sent)
         n_candidates = sum(sent.values())
-        log.info("%d of %d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
-                 sum(every.values()), " (full run)" if full else "", clock.lap())
+        # The catalog's counts by mode (a scan of the mode alone) run in the background while the changed
+        # tracks are scored and MERGEd: that query is mostly fixed cost (planning, a job), and the executors
+        # are idle through most of the MERGE's driver work.
+        every = pool.submit(lambda: sent if full else _counts_by_mode(inputs)[0])
+        log.info("%d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
+                 " (full run)" if full else "", clock.lap())
         if not n_candidates:
-            return Scored(counts, 0, 0, 0)
+            return Scored(_unchanged(every.result(), sent), 0, 0, 0)
         broadcast = n_candidates <= broadcast_rows
         kept = None if full or embeddings is None else stored_embeddings(spark, embeddings, model_version)
+        complete = False
         if kept is not None:
             found = found_embeddings(candidates, kept, broadcast=broadcast).persist(StorageLevel.MEMORY_AND_DISK)
+            # One row per track in ``kept``: as many found as candidates with audio means none needs mel bytes.
+            complete = found.count() == sent_ok
         scored = (candidates
                   .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, reasons=reasons,
-                                                         full=full, broadcast=broadcast, found=found))
+                                                         full=full, broadcast=broadcast, found=found,
+                                                         complete=complete))
                   .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
                   .withColumn("run_id", F.lit(run_id)).withColumn("scored_at", F.lit(scored_at).cast("timestamp")))
         # The staged rows' counts are observed as they are written: no scan of them for the counts.
         written = Observation(f"scored-{run_id}")
         scored.observe(written, *staged_counts()).write.mode("overwrite").parquet(staged)
         _unpersist(candidates, found)
-        encoded, unchanged = add_staged_counts(counts, written.get)
+        scored_counts: dict[tuple[bool, str], int] = {}
+        encoded, unchanged = add_staged_counts(scored_counts, written.get)
         log.info("scored the changed tracks (%d through the audio encoder; %d found unchanged) (%s)", encoded,
                  unchanged, clock.lap())
         # In an incremental run every track the executors found unchanged has a new fingerprint: store it.
         refresh = 0 if full else unchanged
-        _merge_staged(spark, spark.read.parquet(staged), counts, encoded=encoded, refresh=refresh,
-                      location=location, model_version=model_version, embeddings=embeddings, clock=clock)
+        _merge_staged(spark, spark.read.parquet(staged), scored_counts, encoded=encoded, refresh=refresh,
+                      insert=bool(sent_new), location=location, model_version=model_version,
+                      embeddings=embeddings, clock=clock)
+        counts = _unchanged(every.result(), sent)
+        for key, n in scored_counts.items():
+            counts[key] = counts.get(key, 0) + n
         return Scored(counts, encoded, n_candidates, refresh)
     finally:
+        pool.shutdown(wait=True)  # the mode counts' query, if an error ended the run before it was awaited
         _unpersist(candidates, found)
         remove_path(spark, staged)
+
+
+def _check_modes(counts: dict[str, int]) -> None:
+    """Raise :class:`HitcastError` when ``counts`` (by scoring mode) has a mode not in
+    :data:`hitcast.scoring.inputs.MODES`."""
+    if set(counts) - set(MODES):
+        raise HitcastError(f"a scoring mode other than {', '.join(MODES)} in the inputs: {sorted(counts)}")
+
+
+def _unchanged(every: dict[str, int], sent: dict[str, int]) -> dict[tuple[bool, str], int]:
+    """``{(False, mode): tracks}`` skipped in Spark: ``every`` input track by mode less those ``sent`` on."""
+    _check_modes(every)
+    log.info("%d of %d tracks skipped: their sources are unchanged", sum(every.values()) - sum(sent.values()),
+             sum(every.values()))
+    return {(False, mode): n - sent.get(mode, 0) for mode, n in every.items() if n > sent.get(mode, 0)}
+
+
+def _counts_by_mode(df: DataFrame, *, ok: bool = False) -> tuple[dict[str, int], int, int]:
+    """``({scoring mode: rows}, rows with status ok, rows without a stored prediction)`` of scoring inputs
+    (:func:`hitcast.scoring.inputs.with_stored_hashes` rows for the last two, which are 0 unless ``ok``)."""
+    extra = [F.count_if(F.col("status") == "ok").alias("ok"), F.count_if(F.col("prev_hash").isNull()).alias("new")]
+    rows = df.groupBy(MODE_COLUMN).agg(F.count("*").alias("n"), *(extra if ok else [])).collect()
+    return ({r[MODE_COLUMN]: int(r["n"]) for r in rows}, sum(int(r["ok"]) for r in rows) if ok else 0,
+            sum(int(r["new"]) for r in rows) if ok else 0)
 
 
 def _unpersist(*frames: DataFrame | None) -> None:
@@ -286,12 +326,12 @@ def _unpersist(*frames: DataFrame | None) -> None:
 
 
 def _merge_staged(spark: SparkSession, scored: DataFrame, counts: dict[tuple[bool, str], int], *,
-                  encoded: int, refresh: int, location: str, model_version: str, embeddings: str | None,
-                  clock: "_Clock") -> None:
+                  encoded: int, refresh: int, insert: bool, location: str, model_version: str,
+                  embeddings: str | None, clock: "_Clock") -> None:
     """MERGE a run's staged rows into ``location`` (the rescored rows, and the ``refresh`` stale
-    fingerprints) and store the new audio embeddings."""
+    fingerprints; ``insert``: some are new tracks) and store the new audio embeddings."""
     if refresh or any(rescored for rescored, _ in counts):
-        merge_scored(spark, scored, location=location, refresh=bool(refresh))
+        merge_scored(spark, scored, location=location, refresh=bool(refresh), insert=insert)
         log.info("merged the rescored rows%s into %s (%s)",
                  f" and {refresh} new fingerprints of unchanged inputs" if refresh else "", location, clock.lap())
     if encoded and embeddings is not None:
