@@ -255,10 +255,11 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
         # tracks are scored and MERGEd: that query is mostly fixed cost (planning, a job), and the executors
         # are idle through most of the MERGE's driver work.
         every = pool.submit(lambda: sent if full else _counts_by_mode(inputs)[0])
+        if not n_candidates:
+            log.info("no track's sources changed; the model is not called (%s)", clock.lap())
+            return Scored(_unchanged(every.result(), sent), 0, 0, 0)
         log.info("%d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
                  " (full run)" if full else "", clock.lap())
-        if not n_candidates:
-            return Scored(_unchanged(every.result(), sent), 0, 0, 0)
         broadcast = n_candidates <= broadcast_rows
         kept = None if full or embeddings is None else stored_embeddings(spark, embeddings, model_version)
         complete = False
