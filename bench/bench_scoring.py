@@ -230,6 +230,7 @@ class Stage:
     counts: dict
     run_id: str
     encoded: int = 0
+    skipped: int = 0
     rss_worker_mib: float = 0.0
     rss_workers: int = 0
     rss_jvm_mib: float = 0.0
@@ -241,7 +242,7 @@ class Stage:
 
     @property
     def tracks(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.counts.values()) + self.skipped
 
 
 class Bench:
@@ -270,7 +271,7 @@ class Bench:
         if sample:
             sampler.start()
         t0 = time.perf_counter()
-        counts, encoded, _, _ = score_into(
+        scored = score_into(
             self.spark, df, spectrograms=spec, location=location, model_version=self.model_version,
             model_path=self.model_path, as_of=self.as_of, run_id=run_id, scored_at=now(), reasons=reasons,
             full=full, broadcast_rows=self.cfg.score.broadcast_max_rows, staging=str(self.work / "staging"),
@@ -278,7 +279,8 @@ class Bench:
         seconds = time.perf_counter() - t0
         if sample:
             sampler.stop()
-        return Stage(seconds, counts, run_id, encoded, sampler.max_mib, len(sampler.workers), sampler.peak["jvm"], load())
+        return Stage(seconds, scored.counts, run_id, scored.encoded, scored.skipped, sampler.max_mib,
+                     len(sampler.workers), sampler.peak["jvm"], load())
 
     def warm_incremental(self, warm_inputs: Inputs, *, reasons: int, change_column: str) -> None:
         """An untimed small incremental run before (i), as :meth:`warm` is a small full run before (f): a

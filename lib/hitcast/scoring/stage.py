@@ -101,6 +101,16 @@ class Scored(NamedTuple):
     encoded: int
     sent: int
     refreshed: int
+    skipped: int = 0
+
+    @property
+    def tracks(self) -> int:
+        """Input tracks: those sent to the executors (``counts``) and those skipped in Spark."""
+        return sum(self.counts.values()) + self.skipped
+
+    @property
+    def rescored(self) -> int:
+        return sum(n for (rescored, _), n in self.counts.items() if rescored)
 
 
 def default_as_of(events: DataFrame) -> dt.date:
@@ -224,8 +234,9 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     Returns
     -------
     Scored
-        ``counts``: ``{(rescored, mode): tracks}`` over every input track; ``encoded``: how many of the
-        rescored tracks' audio went through the encoder (the others used a stored embedding or had none);
+        ``counts``: ``{(rescored, mode): tracks}`` over the tracks sent to the executors (in a full run,
+        every input track); ``skipped``: tracks skipped in Spark (unchanged sources); ``encoded``: how many
+        of the rescored tracks' audio went through the encoder (the others used a stored embedding or had none);
         ``sent``: tracks whose sources changed (sent to the executors); ``refreshed``: of those, the tracks
         whose model input had not changed, whose stored ``source_hash`` alone was updated.
     """
@@ -241,23 +252,25 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
         hashed = hashed.where(F.col("prev_source").isNull() | (F.col("prev_source") != F.col("source_hash")))
     # Only the tracks that go on are cached (the scoring plan scans them several times: stored embeddings,
     # mel bytes, the rest); caching the whole catalog's rows cost more than scoring 1% of them (measured at
-    # 100,000 tracks: 3-4 s to build, 1.4 s per scan). The catalog's counts by mode come from a scan of the
-    # mode alone (observing them on the way to the filter cost more: it splits the generated code).
+    # 100,000 tracks: 3-4 s to build, 1.4 s per scan). The catalog's size comes from a count of the inputs
+    # (observing it on the way to the filter cost more: it splits the generated code).
     candidates = hashed.drop("prev_source").persist(StorageLevel.MEMORY_AND_DISK)
     found: DataFrame | None = None
     staged = f"{staging.rstrip('/')}/{run_id}"
-    pool = ThreadPoolExecutor(1, thread_name_prefix="hitcast-mode-counts")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="hitcast-catalog-count")
     try:
-        sent, sent_ok, sent_new = _counts_by_mode(candidates, ok=True)
+        sent, sent_ok, sent_new = _counts_by_mode(candidates)
         _check_modes(sent)
         n_candidates = sum(sent.values())
-        # The catalog's counts by mode (a scan of the mode alone) run in the background while the changed
-        # tracks are scored and MERGEd: that query is mostly fixed cost (planning, a job), and the executors
-        # are idle through most of the MERGE's driver work.
-        every = pool.submit(lambda: sent if full else _counts_by_mode(inputs)[0])
+        # The catalog's size (a count of the inputs; from the Delta log alone when they are a plain table)
+        # is counted in the background while the changed tracks are scored and MERGEd: that query is mostly
+        # fixed cost (planning, a job), and the executors are idle through most of the MERGE's driver work.
+        # Counting by mode too (a scan and an aggregate) cost 0.2-0.9 s more per run at 100,000 tracks, and
+        # the run log keeps the modes of the rescored tracks only.
+        every = pool.submit(lambda: n_candidates if full else inputs.count())
         if not n_candidates:
             log.info("no track's sources changed; the model is not called (%s)", clock.lap())
-            return Scored(_unchanged(every.result(), sent), 0, 0, 0)
+            return Scored({}, 0, 0, 0, _skipped(every.result(), n_candidates))
         log.info("%d tracks have changed sources%s; sending them to the model (%s)", n_candidates,
                  " (full run)" if full else "", clock.lap())
         broadcast = n_candidates <= broadcast_rows
@@ -283,15 +296,13 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
                  unchanged, clock.lap())
         # In an incremental run every track the executors found unchanged has a new fingerprint: store it.
         refresh = 0 if full else unchanged
-        _merge_staged(spark, spark.read.parquet(staged), scored_counts, encoded=encoded, refresh=refresh,
-                      insert=bool(sent_new), location=location, model_version=model_version,
+        # The schema is known: reading it back from the files' footers would cost one more job.
+        _merge_staged(spark, spark.read.schema(scored.schema).parquet(staged), scored_counts, encoded=encoded,
+                      refresh=refresh, insert=bool(sent_new), location=location, model_version=model_version,
                       embeddings=embeddings, clock=clock)
-        counts = _unchanged(every.result(), sent)
-        for key, n in scored_counts.items():
-            counts[key] = counts.get(key, 0) + n
-        return Scored(counts, encoded, n_candidates, refresh)
+        return Scored(scored_counts, encoded, n_candidates, refresh, _skipped(every.result(), n_candidates))
     finally:
-        pool.shutdown(wait=True)  # the mode counts' query, if an error ended the run before it was awaited
+        pool.shutdown(wait=True)  # the catalog's count, if an error ended the run before it was awaited
         _unpersist(candidates, found)
         remove_path(spark, staged)
 
@@ -303,21 +314,19 @@ def _check_modes(counts: dict[str, int]) -> None:
         raise HitcastError(f"a scoring mode other than {', '.join(MODES)} in the inputs: {sorted(counts)}")
 
 
-def _unchanged(every: dict[str, int], sent: dict[str, int]) -> dict[tuple[bool, str], int]:
-    """``{(False, mode): tracks}`` skipped in Spark: ``every`` input track by mode less those ``sent`` on."""
-    _check_modes(every)
-    log.info("%d of %d tracks skipped: their sources are unchanged", sum(every.values()) - sum(sent.values()),
-             sum(every.values()))
-    return {(False, mode): n - sent.get(mode, 0) for mode, n in every.items() if n > sent.get(mode, 0)}
+def _skipped(every: int, sent: int) -> int:
+    """Tracks skipped in Spark: ``every`` input track less those ``sent`` on (logged)."""
+    log.info("%d of %d tracks skipped: their sources are unchanged", every - sent, every)
+    return every - sent
 
 
-def _counts_by_mode(df: DataFrame, *, ok: bool = False) -> tuple[dict[str, int], int, int]:
-    """``({scoring mode: rows}, rows with status ok, rows without a stored prediction)`` of scoring inputs
-    (:func:`hitcast.scoring.inputs.with_stored_hashes` rows for the last two, which are 0 unless ``ok``)."""
-    extra = [F.count_if(F.col("status") == "ok").alias("ok"), F.count_if(F.col("prev_hash").isNull()).alias("new")]
-    rows = df.groupBy(MODE_COLUMN).agg(F.count("*").alias("n"), *(extra if ok else [])).collect()
-    return ({r[MODE_COLUMN]: int(r["n"]) for r in rows}, sum(int(r["ok"]) for r in rows) if ok else 0,
-            sum(int(r["new"]) for r in rows) if ok else 0)
+def _counts_by_mode(df: DataFrame) -> tuple[dict[str, int], int, int]:
+    """``({scoring mode: rows}, rows with status ok, rows without a stored prediction)`` of
+    :func:`hitcast.scoring.inputs.with_stored_hashes` rows."""
+    rows = df.groupBy(MODE_COLUMN).agg(F.count("*").alias("n"), F.count_if(F.col("status") == "ok").alias("ok"),
+                                       F.count_if(F.col("prev_hash").isNull()).alias("new")).collect()
+    return ({r[MODE_COLUMN]: int(r["n"]) for r in rows}, sum(int(r["ok"]) for r in rows),
+            sum(int(r["new"]) for r in rows))
 
 
 def _unpersist(*frames: DataFrame | None) -> None:
@@ -392,20 +401,20 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
              "full" if full else "incremental", n_reasons)
     inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
-    counts, encoded, sent, refreshed = score_into(
+    scored = score_into(
         spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
         model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons, full=full,
         broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
         staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
-    modes = {m: n for (rescored, m), n in counts.items() if rescored}
+    modes = {m: n for (rescored, m), n in scored.counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)
     previous = runlog.previous_run(spark, cfg, model_version)
     summary = ScoreSummary(
         run_id=run_id, model_version=model_version, as_of=as_of, location=location, full=full,
-        features_reused=reused, tracks=sum(counts.values()), rescored=sum(modes.values()),
-        unchanged=sum(n for (rescored, _), n in counts.items() if not rescored), encoded=encoded, sent=sent,
-        refreshed=refreshed, modes=modes,
+        features_reused=reused, tracks=scored.tracks, rescored=scored.rescored,
+        unchanged=scored.tracks - scored.rescored, encoded=scored.encoded, sent=scored.sent,
+        refreshed=scored.refreshed, modes=modes,
         quantiles=quantiles,
         psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
     runlog.append_run(spark, cfg, {
