@@ -203,6 +203,27 @@ def test_a_source_change_the_model_does_not_see_updates_the_fingerprint_only(spa
     assert (again.sent, again.refreshed, again.rescored, again.unchanged) == (0, 0, 0, s.tracks)
 
 
+def compiled_classes(spark) -> int:
+    """Classes Spark's code generator has compiled in this JVM so far (cache hits are not counted)."""
+    return spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME().getCount()
+
+
+def test_a_run_like_the_previous_one_compiles_no_new_code(spark, scored):
+    """A run (here: a catalog UPDATE, then an incremental run that MERGEs one new fingerprint) generates more
+    classes than Spark's default cache of 100 holds; with hitcast's session (``CODEGEN_CACHE_ENTRIES``) the
+    second run like it finds them all compiled, but for the few that hold the run's timestamp."""
+    cfg, trained, first = scored
+    track = read_table(spark, cfg, "predictions").where("mode = 'full'").orderBy("track_id").first().track_id
+    new_classes = []
+    for name in ("Artist A", "Artist B"):
+        before = compiled_classes(spark)
+        spark.sql(f"UPDATE delta.`{cfg.table('catalog')}` SET artist_name = '{name}' WHERE track_id = '{track}'")
+        s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+        assert (s.sent, s.refreshed, s.rescored) == (1, 1, 0)
+        new_classes.append(compiled_classes(spark) - before)
+    assert new_classes[1] <= 4, new_classes
+
+
 def test_a_full_run_rescores_every_track(spark, scored):
     cfg, trained, first = scored
     s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True, reasons=0)
