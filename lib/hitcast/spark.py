@@ -19,7 +19,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from hitcast.config import Config
+from hitcast.config import PROJECT_ROOT, Config
+from hitcast.errors import HitcastError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,31 @@ def delta_jars(cfg: Config) -> list[Path] | None:
     folder = Path(os.environ.get("HITCAST_JARS") or cfg.path(".cache/jars"))
     jars = [folder / name for name in DELTA_JARS]
     return jars if all(j.is_file() for j in jars) else None
+
+
+def spark_home() -> Path:
+    """The pip pyspark's folder (it holds ``bin/spark-submit``, ``bin/beeline`` and the Thrift server jars)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def delta_jar_files(cfg: Config) -> list[Path]:
+    """The cached Delta jars: ``$HITCAST_JARS``, ``<paths.root>/.cache/jars`` or the checkout's ``.cache/jars``.
+
+    Raises
+    ------
+    HitcastError
+        When none holds them (``make jars`` fills the cache).
+    """
+    found = delta_jars(cfg)
+    if found:
+        return found
+    project = [PROJECT_ROOT / ".cache" / "jars" / name for name in DELTA_JARS]
+    if all(p.is_file() for p in project):
+        return project
+    raise HitcastError(f"the Delta jars {', '.join(DELTA_JARS)} are not in {PROJECT_ROOT / '.cache' / 'jars'}: "
+                       "run make jars")
 
 
 #: Compiled classes a JVM keeps (Spark's ``spark.sql.codegen.cache.maxEntries``, a static setting).

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from hitcast.config import Config
 from hitcast.errors import ConfigError, HitcastError
-from hitcast.sql.server import port_in_use, spark_home
+from hitcast.ports import port_in_use
+from hitcast.spark import spark_home
 
 log = logging.getLogger(__name__)
 

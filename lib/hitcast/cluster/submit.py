@@ -26,7 +26,7 @@ from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE, LIBRARY_ZIP
 from hitcast.cluster.standalone import master_url
 from hitcast.config import Config
 from hitcast.errors import HitcastError
-from hitcast.sql.server import delta_jar_files, spark_home
+from hitcast.spark import delta_jar_files, spark_home
 
 
 def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, archive: Path = ENV_ARCHIVE,

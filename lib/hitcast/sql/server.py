@@ -25,8 +25,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hitcast.config import PROJECT_ROOT, Config
+from hitcast.config import Config
 from hitcast.errors import ConfigError, HitcastError
+from hitcast.ports import port_in_use
+from hitcast.spark import delta_jar_files, spark_home
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +66,6 @@ def pid_file(cfg: Config) -> Path:
     return server_dir(cfg) / "sql-server.pid"
 
 
-def spark_home() -> Path:
-    """The pip pyspark's folder (it holds ``bin/spark-submit``, ``bin/beeline`` and the Thrift server jars)."""
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
-
-
 def check_settings(cfg: Config) -> None:
     """Refuse database names Spark would mangle, and listening beyond loopback with no authentication.
 
@@ -97,26 +92,6 @@ def check_settings(cfg: Config) -> None:
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     return host == "localhost" or host == "::1" or host.startswith("127.")
-
-
-def delta_jar_files(cfg: Config) -> list[Path]:
-    """The cached Delta jars: ``$HITCAST_JARS``, ``<paths.root>/.cache/jars`` or the checkout's ``.cache/jars``.
-
-    Raises
-    ------
-    HitcastError
-        When none holds them (``make jars`` fills the cache).
-    """
-    from hitcast.spark import DELTA_JARS, delta_jars
-
-    found = delta_jars(cfg)
-    if found:
-        return found
-    project = [PROJECT_ROOT / ".cache" / "jars" / name for name in DELTA_JARS]
-    if all(p.is_file() for p in project):
-        return project
-    raise HitcastError(f"the Delta jars {', '.join(DELTA_JARS)} are not in {PROJECT_ROOT / '.cache' / 'jars'}: "
-                       "run make jars")
 
 
 def server_settings(cfg: Config) -> dict[str, str]:
@@ -160,17 +135,6 @@ def server_command(cfg: Config, port: int) -> list[str]:
     for key, value in hive.items():
         cmd += ["--hiveconf", f"{key}={value}"]
     return cmd
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """True when something on this machine already listens on ``host:port`` (or it cannot be bound)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def accepts(host: str, port: int) -> bool:
