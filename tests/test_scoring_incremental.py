@@ -233,6 +233,49 @@ def test_a_full_run_rescores_every_track(spark, scored):
     assert len(rows) == first.tracks + 2 and all(r.reasons == [] for r in rows)
 
 
+def test_a_run_that_dies_before_its_log_row_is_logged_by_the_next_run(spark, scored, monkeypatch):
+    """The MERGE into ``predictions`` and the row in ``scoring_runs`` are two commits. A run that dies between
+    them (here: its log append raises) has its commit found by the next run, which logs it from the table
+    as that commit left it, once."""
+    from hitcast.scoring import runlog
+
+    cfg, trained, first = scored
+    died: list[str] = []
+
+    def dies(spark_, cfg_, run):
+        died.append(run["run_id"])
+        raise RuntimeError("the driver died before its log row")
+
+    with monkeypatch.context() as m:
+        m.setattr(runlog, "append_run", dies)
+        with pytest.raises(RuntimeError, match="before its log row"):
+            run_scoring(spark, cfg, version=trained.version, as_of=first.as_of, full=True, reasons=0)
+    (lost,) = died
+    assert run_row(spark, cfg, lost) is None
+    rows = read_table(spark, cfg, "predictions").where(F.col("run_id") == lost).collect()
+    modes: dict[str, int] = {}
+    for r in rows:
+        modes[r.mode] = modes.get(r.mode, 0) + 1
+    assert len(rows) == first.tracks + 2
+    commit = spark.sql(f"DESCRIBE HISTORY delta.`{cfg.table('predictions')}`").where("operation = 'MERGE'").first()
+    assert json.loads(commit.userMetadata)[runlog.RUN_KEY]["run_id"] == lost
+
+    s = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+    assert (s.rescored, s.recovered) == (0, [lost])
+    row, own = run_row(spark, cfg, lost), run_row(spark, cfg, s.run_id)
+    assert (row.rescored, row.modes, row.full, row.as_of, row.tracks, row.unchanged) == (
+        len(rows), modes, True, first.as_of, None, None)
+    assert row.ended_at == commit.timestamp.replace(microsecond=0)
+    assert row.note.startswith(f"logged by run {s.run_id}: this run committed predictions version {commit.version}")
+    # Nothing changed since that commit: the recovered distribution is this run's, so its drift is nil.
+    assert (row.score_histogram, row.score_quantiles) == (own.score_histogram, own.score_quantiles)
+    assert own.psi == pytest.approx(0.0, abs=1e-12) and own.note is None
+
+    again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+    assert again.recovered == []
+    assert read_table(spark, cfg, "scoring_runs").where(F.col("run_id") == lost).count() == 1
+
+
 def test_predictions_keep_their_change_feed_and_history(spark, scored):
     cfg, _, _ = scored
     props = spark.sql(f"DESCRIBE DETAIL delta.`{cfg.table('predictions')}`").first()["properties"]

@@ -143,6 +143,7 @@ SCORING_RUNS = StructType([
     StructField("score_quantiles", MapType(StringType(), DoubleType())),  # "p01" ... "p99" of the model's table
     StructField("score_histogram", ArrayType(LongType())),              # 10 equal-width bins over [0, 1]
     StructField("psi", DoubleType()),                                   # vs the previous run of the model
+    StructField("note", StringType()),                                  # set when a later run logged this one
 ])
 
 MODELS = StructType([

@@ -65,14 +65,49 @@ def table_version(spark: SparkSession, location: str) -> int | None:
     so): one directory listing through the Hadoop file system of ``location`` (local, HDFS, S3, ...),
     no Spark job.
     """
+    versions = _commit_versions(spark, location)
+    return max(versions) if versions else None
+
+
+def _log_dir(spark: SparkSession, location: str):
     jvm = spark.sparkContext._jvm
     log_dir = jvm.org.apache.hadoop.fs.Path(location.rstrip("/") + "/_delta_log")
-    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return log_dir, log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _commit_versions(spark: SparkSession, location: str) -> list[int]:
+    log_dir, fs = _log_dir(spark, location)
     if not fs.exists(log_dir):
-        return None
-    versions = [int(name[:-5]) for name in (s.getPath().getName() for s in fs.listStatus(log_dir))
-                if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
-    return max(versions) if versions else None
+        return []
+    return [int(name[:-5]) for name in (s.getPath().getName() for s in fs.listStatus(log_dir))
+            if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
+
+
+def latest_commits(spark: SparkSession, location: str, last: int) -> list[dict]:
+    """The ``commitInfo`` of the table's latest ``last`` commits (``version`` added), newest first.
+
+    Read from the commit files of ``_delta_log`` through the Hadoop file system of ``location``, like
+    :func:`table_version`: no Spark job and no generated code (``DeltaTable.history`` compiles new code on
+    every call). A commit without ``commitInfo`` (optional in the Delta protocol) is left out.
+    """
+    import json
+
+    jvm = spark.sparkContext._jvm
+    log_dir, fs = _log_dir(spark, location)
+    out = []
+    for version in sorted(_commit_versions(spark, location), reverse=True)[:last]:
+        stream = fs.open(jvm.org.apache.hadoop.fs.Path(log_dir, f"{version:020d}.json"))
+        try:
+            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+        for line in text.splitlines():
+            if '"commitInfo"' in line:
+                info = json.loads(line).get("commitInfo")
+                if isinstance(info, dict):
+                    out.append({**info, "version": version})
+                break
+    return out
 
 
 def remove_path(spark: SparkSession, location: str) -> bool:

@@ -5,21 +5,43 @@ Drift is the population stability index of the model's scores over :data:`BINS` 
 [0, 1]: ``PSI = sum((c_i - p_i) * ln(c_i / p_i))`` over the shares ``c`` (this run) and ``p`` (the previous
 run of the same model), each share floored at :data:`EPS` so that an empty bin does not make it infinite.
 A PSI under 0.1 is usually read as stable, above 0.25 as a shift worth a look.
+
+A run's MERGE into ``predictions`` and its row in ``scoring_runs`` are two Delta commits, and a driver can die
+between them. So the MERGE's commit carries the run (``userMetadata``, :func:`commit_metadata`), and every
+run first looks at the latest :data:`RECOVER_DEPTH` commits of ``predictions`` for runs that committed
+there and have no log row (:func:`recover_unlogged`). Such a run is logged after the fact from the table
+as its commit left it (time travel): its rescored rows by mode and the score distribution, as the run
+itself would have logged them; ``tracks`` and ``unchanged`` are unknown (NULL), ``ended_at`` is the commit's
+time, and ``note`` says what happened.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
 import math
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.schemas import SCORING_RUNS
-from hitcast.tables import table_exists
+from hitcast.tables import latest_commits, table_exists
+
+log = logging.getLogger(__name__)
 
 BINS = 10
 EPS = 1e-4
+#: Key of a scoring run's entry in the ``userMetadata`` of its MERGE commit.
+RUN_KEY = "hitcast_scoring_run"
+#: Latest ``predictions`` commits searched for runs without a log row.
+RECOVER_DEPTH = 20
+#: The session setting Delta copies into ``commitInfo.userMetadata`` of every commit while it is set.
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+#: Fields of a run's log row that its MERGE commit carries.
+COMMIT_FIELDS = ("run_id", "model_version", "as_of", "full", "started_at", "input_versions", "features_reused")
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 
 
@@ -46,17 +68,97 @@ def psi(previous: Sequence[int], current: Sequence[int]) -> float | None:
     return out
 
 
-def previous_run(spark: SparkSession, cfg: Config, model_version: str) -> dict[str, Any] | None:
-    """The latest logged run of ``model_version``, as a dict (``None`` when there is none)."""
+def previous_run(spark: SparkSession, cfg: Config, model_version: str,
+                 before: dt.datetime | None = None) -> dict[str, Any] | None:
+    """The latest logged run of ``model_version`` (ended before ``before``, if given), as a dict (``None``
+    when there is none)."""
     location = cfg.table("scoring_runs")
     if not table_exists(spark, location):
         return None
-    row = (spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
-           .orderBy(F.desc("ended_at"), F.desc("run_id")).limit(1).first())
+    runs = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
+    if before is not None:
+        runs = runs.where(F.col("ended_at") < F.lit(before).cast("timestamp"))
+    row = runs.orderBy(F.desc("ended_at"), F.desc("run_id")).limit(1).first()
     return row.asDict(recursive=True) if row else None
 
 
 def append_run(spark: SparkSession, cfg: Config, run: dict[str, Any]) -> None:
-    """Append one row (keys of :data:`SCORING_RUNS`) to ``scoring_runs``, creating the table if absent."""
+    """Append one row (keys of :data:`SCORING_RUNS`) to ``scoring_runs``, creating the table if absent (and
+    adding a column of the schema that an older table lacks)."""
     row = tuple(run.get(f.name) for f in SCORING_RUNS.fields)
-    spark.createDataFrame([row], SCORING_RUNS).write.format("delta").mode("append").save(cfg.table("scoring_runs"))
+    # An explicit userMetadata: a run's MERGE may set the session's at the same time (commit_metadata).
+    (spark.createDataFrame([row], SCORING_RUNS).write.format("delta").mode("append")
+     .option("mergeSchema", "true").option("userMetadata", json.dumps({"hitcast_log": run["run_id"]}))
+     .save(cfg.table("scoring_runs")))
+
+
+def commit_metadata(run: dict[str, Any]) -> str:
+    """The ``userMetadata`` of a run's MERGE commit: the :data:`COMMIT_FIELDS` of its log row, as JSON."""
+    return json.dumps({RUN_KEY: {k: run.get(k) for k in COMMIT_FIELDS}}, default=str, sort_keys=True)
+
+
+@contextmanager
+def tagged_commits(spark: SparkSession, metadata: str | None) -> Iterator[None]:
+    """Commits made in the block (by any thread of the session) carry ``metadata`` as ``userMetadata``."""
+    if metadata is None:
+        yield
+        return
+    spark.conf.set(USER_METADATA, metadata)
+    try:
+        yield
+    finally:
+        spark.conf.unset(USER_METADATA)
+
+
+def _run_of(user_metadata: str | None) -> dict[str, Any] | None:
+    try:
+        run = json.loads(user_metadata or "").get(RUN_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return run if isinstance(run, dict) and run.get("run_id") else None
+
+
+def unlogged_runs(spark: SparkSession, cfg: Config, location: str, *, current: str) -> list[dict[str, Any]]:
+    """Runs (other than ``current``) among the latest :data:`RECOVER_DEPTH` commits of ``predictions`` at
+    ``location`` with no row in ``scoring_runs``: their :func:`commit_metadata` fields plus ``version``
+    (of the commit) and ``committed_at``, oldest first."""
+    runs = {}
+    for c in latest_commits(spark, location, RECOVER_DEPTH):
+        run = _run_of(c.get("userMetadata"))
+        if run and run["run_id"] != current:
+            committed = dt.datetime.fromtimestamp(int(c["timestamp"]) / 1000, dt.timezone.utc)
+            runs[run["run_id"]] = {**run, "version": c["version"],
+                                   "committed_at": committed.replace(tzinfo=None, microsecond=0)}
+    if not runs:
+        return []
+    logged: set[str] = set()
+    if table_exists(spark, cfg.table("scoring_runs")):
+        # Every run id (a row per run: small), not a filter on these: a filter's literals are compiled into
+        # new code on every run.
+        logged = {r.run_id for r in spark.read.format("delta").load(cfg.table("scoring_runs"))
+                  .select("run_id").collect()}
+    return sorted((r for k, r in runs.items() if k not in logged), key=lambda r: r["version"])
+
+
+def recover_unlogged(spark: SparkSession, cfg: Config, location: str, *, current: str) -> list[str]:
+    """Log the :func:`unlogged_runs` from the table their commits left; returns their run ids."""
+    done = []
+    for run in unlogged_runs(spark, cfg, location, current=current):
+        table = (spark.read.format("delta").option("versionAsOf", run["version"]).load(location)
+                 .where(F.col("model_version") == run["model_version"]))
+        hist, quantiles = distribution(table)
+        modes = {r["mode"]: int(r["n"]) for r in table.where(F.col("run_id") == run["run_id"])
+                 .groupBy("mode").agg(F.count("*").alias("n")).collect()}
+        previous = previous_run(spark, cfg, run["model_version"], before=run["committed_at"])
+        append_run(spark, cfg, {
+            **run, "as_of": dt.date.fromisoformat(run["as_of"]),
+            "started_at": dt.datetime.fromisoformat(run["started_at"]), "ended_at": run["committed_at"],
+            "rescored": sum(modes.values()), "modes": modes, "score_quantiles": quantiles,
+            "score_histogram": hist, "psi": psi(previous["score_histogram"], hist) if previous else None,
+            "note": f"logged by run {current}: this run committed predictions version {run['version']} and "
+                    f"stopped before its log row (tracks and unchanged unknown; ended_at is that commit's time)"})
+        log.warning("run %s committed predictions version %d but was never logged (it stopped before its log "
+                    "row); logged it now from that version: %d rescored", run["run_id"], run["version"],
+                    sum(modes.values()))
+        done.append(run["run_id"])
+    return done

@@ -79,6 +79,7 @@ class ScoreSummary:
     quantiles: dict[str, float] = field(default_factory=dict)
     psi: float | None = None
     table_rows: int = 0
+    recovered: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         modes = ", ".join(f"{k}={v}" for k, v in sorted(self.modes.items())) or "none"
@@ -91,7 +92,9 @@ class ScoreSummary:
                 f"updated); features "
                 f"{'reused' if self.features_reused else 'computed'}; scores p05/p50/p95 "
                 f"{q.get('p05', float('nan')):.3f}/{q.get('p50', float('nan')):.3f}/{q.get('p95', float('nan')):.3f}, "
-                f"{drift}; table {self.location} ({self.table_rows} rows)")
+                f"{drift}; table {self.location} ({self.table_rows} rows)"
+                + (f"; also logged {len(self.recovered)} earlier run(s) that had committed predictions and stopped "
+                   f"before their log row: {', '.join(self.recovered)}" if self.recovered else ""))
 
 
 class Scored(NamedTuple):
@@ -205,7 +208,7 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
 def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFrame, location: str,
                model_version: str, model_path: str, as_of: dt.date, run_id: str, scored_at: dt.datetime,
                reasons: int, full: bool, staging: str, broadcast_rows: int,
-               embeddings: str | None = None) -> "Scored":
+               embeddings: str | None = None, commit_metadata: str | None = None) -> "Scored":
     """Score ``inputs`` against the rows ``location`` holds for ``model_version``, and MERGE the rescored
     rows into it.
 
@@ -230,6 +233,8 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     embeddings
         Location of the ``audio_embeddings`` table: read (unless ``full``) and updated with the
         embeddings this run computes. None: neither.
+    commit_metadata
+        ``userMetadata`` of the MERGE's commit (:func:`hitcast.scoring.runlog.commit_metadata`).
 
     Returns
     -------
@@ -299,7 +304,7 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
         # The schema is known: reading it back from the files' footers would cost one more job.
         _merge_staged(spark, spark.read.schema(scored.schema).parquet(staged), scored_counts, encoded=encoded,
                       refresh=refresh, insert=bool(sent_new), location=location, model_version=model_version,
-                      embeddings=embeddings, clock=clock)
+                      embeddings=embeddings, clock=clock, commit_metadata=commit_metadata)
         return Scored(scored_counts, encoded, n_candidates, refresh, _skipped(every.result(), n_candidates))
     finally:
         pool.shutdown(wait=True)  # the catalog's count, if an error ended the run before it was awaited
@@ -337,11 +342,12 @@ def _unpersist(*frames: DataFrame | None) -> None:
 
 def _merge_staged(spark: SparkSession, scored: DataFrame, counts: dict[tuple[bool, str], int], *,
                   encoded: int, refresh: int, insert: bool, location: str, model_version: str,
-                  embeddings: str | None, clock: "_Clock") -> None:
+                  embeddings: str | None, clock: "_Clock", commit_metadata: str | None = None) -> None:
     """MERGE a run's staged rows into ``location`` (the rescored rows, and the ``refresh`` stale
     fingerprints; ``insert``: some are new tracks) and store the new audio embeddings."""
     if refresh or any(rescored for rescored, _ in counts):
-        merge_scored(spark, scored, location=location, refresh=bool(refresh), insert=insert)
+        with runlog.tagged_commits(spark, commit_metadata):
+            merge_scored(spark, scored, location=location, refresh=bool(refresh), insert=insert)
         log.info("merged the rescored rows%s into %s (%s)",
                  f" and {refresh} new fingerprints of unchanged inputs" if refresh else "", location, clock.lap())
     if encoded and embeddings is not None:
@@ -381,6 +387,8 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     reasons
         Top inputs explained per track (default ``cfg.score.reasons``; 0 = none).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from hitcast.model.architecture import input_names
     from hitcast.model.bundle import resolve_model
 
@@ -401,11 +409,19 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
              "full" if full else "incremental", n_reasons)
     inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
-    scored = score_into(
-        spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
-        model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons, full=full,
-        broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
-        staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"))
+    run = {"run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
+           "input_versions": {k: v for k, v in versions.items() if v is not None}, "features_reused": reused}
+    # An earlier run that committed its predictions and died before its log row is logged now, in the
+    # background (a few small queries beside the executors' work).
+    with ThreadPoolExecutor(1, thread_name_prefix="hitcast-runlog") as pool:
+        recovery = pool.submit(runlog.recover_unlogged, spark, cfg, location, current=run_id)
+        scored = score_into(
+            spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
+            model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons,
+            full=full, broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
+            staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"),
+            commit_metadata=runlog.commit_metadata(run))
+        recovered = recovery.result()
     modes = {m: n for (rescored, m), n in scored.counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)
@@ -416,11 +432,10 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
         unchanged=scored.tracks - scored.rescored, encoded=scored.encoded, sent=scored.sent,
         refreshed=scored.refreshed, modes=modes,
         quantiles=quantiles,
-        psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist))
+        psi=runlog.psi(previous["score_histogram"], hist) if previous else None, table_rows=sum(hist),
+        recovered=recovered)
     runlog.append_run(spark, cfg, {
-        "run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
-        "ended_at": _now(), "input_versions": {k: v for k, v in versions.items() if v is not None},
-        "features_reused": reused, "tracks": summary.tracks, "rescored": summary.rescored,
+        **run, "ended_at": _now(), "tracks": summary.tracks, "rescored": summary.rescored,
         "unchanged": summary.unchanged, "modes": modes, "score_quantiles": quantiles, "score_histogram": hist,
         "psi": summary.psi})
     return summary
