@@ -18,12 +18,16 @@ references, the version unchanged). Then:
 - a re-run to the end gives the reference's rows, exactly one per key, and (scoring) rescores the tracks the
   killed run did not commit.
 
+A scoring job is also killed just after its MERGE commits, before its row in ``scoring_runs``: the next run
+logs it from that commit (``userMetadata`` names the run), once, with the reference run's figures.
+
 The files the killed MERGE wrote stay in the table folder, referenced by no commit: that is expected of Delta
 (readers only follow ``_delta_log``; ``VACUUM`` removes them once they are older than the retention period),
 so the tests count them but never expect them gone.
 
 Measured on two cores shared with other Spark jobs: scoring 9.6 min (inputs, a tiny model and two scoring runs
-in-process, then the killed and the re-run ``spark-submit``), ingest 5.7 to 11 min.
+in-process, then the killed and the re-run ``spark-submit``), 1.5 min more for the kill after the commit,
+ingest 5.7 to 11 min.
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ from hitcast.ingest.quarantine import KEYS as QUARANTINE_KEYS
 from hitcast.model.promote import run_promote
 from hitcast.model.training import run_training
 from hitcast.scoring.stage import run_scoring
-from hitcast.tables import read_table, table_version
+from hitcast.scoring.runlog import RUN_KEY
+from hitcast.tables import latest_commits, read_table, table_version
 
 pytestmark = pytest.mark.cluster
 
@@ -235,6 +240,74 @@ def test_scoring_driver_killed_inside_its_merge_leaves_predictions_whole_and_a_r
     assert run.features_reused
     print(f"re-run rescored {run.rescored} of {run.tracks} tracks (reference: {ref_run.rescored}); "
           f"orphan files left in predictions: {len(orphan_files(table))}")
+
+
+def kill_after_commit(proc: subprocess.Popen, table: Path, *, log_path: Path, timeout_s: float) -> dict | None:
+    """Poll ``table`` until the running job has committed a new version to it, then SIGKILL the job's process
+    group. Returns the version seen (``None``: the job ended first)."""
+    before = log_version(table)
+    t0 = time.monotonic()
+    while proc.poll() is None:
+        version = log_version(table)
+        if version != before:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return {"version": version, "seconds": time.monotonic() - t0}
+        if time.monotonic() - t0 > timeout_s:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise AssertionError(f"{timeout_s:.0f} s passed before {table.name} got a commit\n{log_tail(log_path)}")
+        time.sleep(0.005)
+    return None
+
+
+def test_scoring_driver_killed_after_its_merge_commit_is_logged_by_the_next_run(spark, scoring_inputs, tmp_path):
+    """Killed between its ``predictions`` commit and its ``scoring_runs`` row: the next run logs it, from the
+    table as the commit left it, once; the predictions are the reference's."""
+    pristine, reference, as_of = scoring_inputs
+    root = tmp_path / "killed-after"
+    extra = ["--as-of", as_of.isoformat()]
+    for attempt in range(1, ATTEMPTS + 1):
+        restore(pristine, root)
+        cfg = make_config(root, *SETTINGS)
+        table, runs = Path(cfg.table("predictions")), Path(cfg.table("scoring_runs"))
+        runs_version, runs_before = log_version(runs), read_table(spark, cfg, "scoring_runs").count()
+        proc = start_submit(submit_cfg(root), REPO / "jobs" / "score.py", [*job_args("local.yaml", root, *SETTINGS),
+                            *extra], log_path=root / f"killed-{attempt}.log", master="local[2]")
+        try:
+            seen = kill_after_commit(proc, table, log_path=root / f"killed-{attempt}.log", timeout_s=JOB_TIMEOUT_S)
+        finally:
+            if proc.poll() is None and seen is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait(timeout=120)
+        if seen is not None and log_version(runs) == runs_version:
+            break
+        seen = None
+    assert seen is not None, f"{ATTEMPTS} runs logged themselves before the kill landed"
+    print(f"scoring killed after its predictions commit on attempt {attempt}: {seen}")
+    assert code == -signal.SIGKILL
+    (commit,) = latest_commits(spark, str(table), 1)
+    lost = json.loads(commit["userMetadata"])[RUN_KEY]["run_id"]
+    assert read_table(spark, cfg, "scoring_runs").count() == runs_before
+    assert read_table(spark, cfg, "scoring_runs").where(F.col("run_id") == lost).count() == 0
+
+    rerun(root, "score", extra, log_path=root / "rerun.log")
+    ref_cfg = make_config(reference, *SETTINGS)
+    got, want = read_table(spark, cfg, "predictions"), read_table(spark, ref_cfg, "predictions")
+    assert_one_row_per_key(got, ["track_id", "model_version"])
+    assertDataFrameEqual(got.drop(*RUN_COLUMNS), want.drop(*RUN_COLUMNS))
+    logged = read_table(spark, cfg, "scoring_runs")
+    assert logged.count() == runs_before + 2
+    row, rerun_row, ref_run = (logged.where(F.col("run_id") == lost).first(), last_run(spark, cfg),
+                               last_run(spark, ref_cfg))
+    # the killed run's row, rebuilt from its commit, has what the reference run logged (but for what only
+    # the run knew: the catalog's size and the unchanged tracks)
+    assert (row.rescored, row.modes, row.score_histogram, row.score_quantiles, row.as_of) == (
+        ref_run.rescored, ref_run.modes, ref_run.score_histogram, ref_run.score_quantiles, as_of)
+    assert row.psi == pytest.approx(ref_run.psi) and (row.tracks, row.unchanged) == (None, None)
+    assert row.note.startswith(f"logged by run {rerun_row.run_id}: this run committed predictions version "
+                               f"{seen['version']}")
+    # the re-run had nothing left to score
+    assert (rerun_row.rescored, rerun_row.unchanged, rerun_row.note) == (0, ref_run.tracks, None)
 
 
 # --- Ingest --------------------------------------------------------------------------------------------
