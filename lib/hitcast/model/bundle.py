@@ -25,7 +25,7 @@ import pandas as pd
 
 from hitcast.config import Config
 from hitcast.model.architecture import input_names
-from hitcast.model.dataset import mel_arrays, mel_input
+from hitcast.model.dataset import mel_arrays, mel_input, mel_matrix
 from hitcast.model.registry import MODEL_FILE, champion_version, get_version, latest_version
 from hitcast.model.tabular import TabularStats, encode_tabular
 
@@ -93,7 +93,7 @@ class ModelBundle:
         if "mel" in names:
             n_mels, n_frames = self.stats.n_mels, self.stats.n_frames
             mels, has = mel_arrays(pdf, n_mels, n_frames)
-            x["mel"] = mel_input(mels, n_mels, n_frames).numpy()
+            x["mel"] = mel_input(mel_matrix(mels), n_mels, n_frames).numpy()
             x["has_audio"] = has.reshape(-1, 1)
         return x
 

@@ -146,18 +146,20 @@ def embeddings_of(x: dict[str, Any], bundle: Any, split: Any) -> tuple[list[np.n
     ValueError
         When a stored embedding does not have the model's shape.
     """
-    from hitcast.model.dataset import mel_input
+    from hitcast.model.dataset import mel_input, mel_matrix
 
     n, width, members = len(x["mel"]), split.embedding_width, split.members
     embs = [np.zeros((n, width), dtype=np.float32) for _ in range(members)]
     new: list[bytes | None] = [None] * n
     run = [i for i, m in enumerate(x["mel"]) if m is not None]
     if run:
-        mel = mel_input([x["mel"][i] for i in run], bundle.stats.n_mels, bundle.stats.n_frames).numpy()
-        for k, e in enumerate(split.encode(mel)):
+        mel = mel_input(mel_matrix([x["mel"][i] for i in run]), bundle.stats.n_mels, bundle.stats.n_frames)
+        encoded = split.encode(mel)
+        for k, e in enumerate(encoded):
             embs[k][run] = e
-        for i in run:
-            new[i] = np.stack([e[i] for e in embs]).tobytes()
+        rows = np.stack(encoded, axis=1)            # (len(run), members, width): each row's bytes in one piece
+        for j, i in enumerate(run):
+            new[i] = rows[j].tobytes()
     for i, stored in enumerate(x["embedding"]):
         if stored is None or x["mel"][i] is not None:
             continue
@@ -213,7 +215,7 @@ def _score_frame(pdf: pd.DataFrame, bundle: Any, split: Any, *, reasons: int, fu
     new: list[bytes | None] = [None] * n
     rows = np.flatnonzero(changed)
     if len(rows):
-        h, p, w, e = score_rows(_take(x, rows), bundle, split=split, reasons=reasons)
+        h, p, w, e = score_rows(x if len(rows) == n else _take(x, rows), bundle, split=split, reasons=reasons)
         hit[rows], pop[rows] = h, p
         for i, r, emb in zip(rows, w, e):
             why[i], new[i] = r, emb
