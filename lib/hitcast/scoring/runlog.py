@@ -36,6 +36,8 @@ BINS = 10
 EPS = 1e-4
 #: Key of a scoring run's entry in the ``userMetadata`` of its MERGE commit.
 RUN_KEY = "hitcast_scoring_run"
+#: Key of the run's id in the ``userMetadata`` of its ``scoring_runs`` commit.
+LOG_KEY = "hitcast_log"
 #: Latest ``predictions`` commits searched for runs without a log row.
 RECOVER_DEPTH = 20
 #: The session setting Delta copies into ``commitInfo.userMetadata`` of every commit while it is set.
@@ -88,7 +90,7 @@ def append_run(spark: SparkSession, cfg: Config, run: dict[str, Any]) -> None:
     row = tuple(run.get(f.name) for f in SCORING_RUNS.fields)
     # An explicit userMetadata: a run's MERGE may set the session's at the same time (commit_metadata).
     (spark.createDataFrame([row], SCORING_RUNS).write.format("delta").mode("append")
-     .option("mergeSchema", "true").option("userMetadata", json.dumps({"hitcast_log": run["run_id"]}))
+     .option("mergeSchema", "true").option("userMetadata", json.dumps({LOG_KEY: run["run_id"]}))
      .save(cfg.table("scoring_runs")))
 
 
@@ -110,11 +112,17 @@ def tagged_commits(spark: SparkSession, metadata: str | None) -> Iterator[None]:
         spark.conf.unset(USER_METADATA)
 
 
-def _run_of(user_metadata: str | None) -> dict[str, Any] | None:
+def _metadata(user_metadata: str | None) -> dict[str, Any]:
+    """A commit's ``userMetadata`` as a dict ({} when it is not a JSON object: set by someone else)."""
     try:
-        run = json.loads(user_metadata or "").get(RUN_KEY)
-    except (ValueError, AttributeError):
-        return None
+        out = json.loads(user_metadata or "")
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _run_of(user_metadata: str | None) -> dict[str, Any] | None:
+    run = _metadata(user_metadata).get(RUN_KEY)
     return run if isinstance(run, dict) and run.get("run_id") else None
 
 
@@ -129,14 +137,15 @@ def unlogged_runs(spark: SparkSession, cfg: Config, location: str, *, current: s
             committed = dt.datetime.fromtimestamp(int(c["timestamp"]) / 1000, dt.timezone.utc)
             runs[run["run_id"]] = {**run, "version": c["version"],
                                    "committed_at": committed.replace(tzinfo=None, microsecond=0)}
-    if not runs:
-        return []
-    logged: set[str] = set()
-    if table_exists(spark, cfg.table("scoring_runs")):
+    # Each log row's commit names its run (append_run): the latest commits of scoring_runs usually account
+    # for every run found, with no Spark job. Only a run they do not name is looked up in the table.
+    logged = {_metadata(c.get("userMetadata")).get(LOG_KEY)
+              for c in latest_commits(spark, cfg.table("scoring_runs"), 2 * RECOVER_DEPTH + 10)}
+    if set(runs) - logged and table_exists(spark, cfg.table("scoring_runs")):
         # Every run id (a row per run: small), not a filter on these: a filter's literals are compiled into
         # new code on every run.
-        logged = {r.run_id for r in spark.read.format("delta").load(cfg.table("scoring_runs"))
-                  .select("run_id").collect()}
+        logged |= {r.run_id for r in spark.read.format("delta").load(cfg.table("scoring_runs"))
+                   .select("run_id").collect()}
     return sorted((r for k, r in runs.items() if k not in logged), key=lambda r: r["version"])
 
 
