@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -274,6 +276,22 @@ def test_a_run_that_dies_before_its_log_row_is_logged_by_the_next_run(spark, sco
     again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
     assert again.recovered == []
     assert read_table(spark, cfg, "scoring_runs").where(F.col("run_id") == lost).count() == 1
+
+
+def test_a_run_removes_the_scratch_folders_that_runs_which_died_left(spark, scored):
+    """A run killed before its end leaves its staged rows in ``_staging``; the next run removes the folders
+    older than ``score.staging_max_age_hours`` (a younger one may be another run's, still going)."""
+    cfg, trained, first = scored
+    staging = cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"
+    dead, young = staging / "20260101T000000-deadbeef", staging / "20260101T000000-0000cafe"
+    for folder in (dead, young):
+        folder.mkdir(parents=True)
+        (folder / "part-00000.snappy.parquet").write_bytes(b"staged rows")
+    then = time.time() - (cfg.score.staging_max_age_hours + 1) * 3600
+    os.utime(dead, (then, then))
+    run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
+    assert sorted(p.name for p in staging.iterdir()) == [young.name]
+    shutil.rmtree(young)
 
 
 def test_predictions_keep_their_change_feed_and_history(spark, scored):

@@ -212,6 +212,8 @@ class ScoreSection:
     broadcast_max_rows: int
     reasons: int
     history_days: int
+    #: A run's scratch folder older than this many hours belongs to a run that died: the next run removes it.
+    staging_max_age_hours: float
 
 
 @dataclass

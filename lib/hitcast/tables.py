@@ -83,6 +83,24 @@ def _commit_versions(spark: SparkSession, location: str) -> list[int]:
             if len(name) == 25 and name.endswith(".json") and name[:20].isdigit()]
 
 
+def remove_older(spark: SparkSession, folder: str, *, hours: float) -> list[str]:
+    """Remove the entries of ``folder`` (through its Hadoop file system) last modified more than ``hours``
+    ago; returns their names (none when ``folder`` does not exist)."""
+    import time
+
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(folder)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(path):
+        return []
+    cutoff = (time.time() - hours * 3600) * 1000
+    removed = []
+    for status in fs.listStatus(path):
+        if status.getModificationTime() < cutoff and fs.delete(status.getPath(), True):
+            removed.append(status.getPath().getName())
+    return sorted(removed)
+
+
 def latest_commits(spark: SparkSession, location: str, last: int) -> list[dict]:
     """The ``commitInfo`` of the table's latest ``last`` commits (``version`` added), newest first.
 

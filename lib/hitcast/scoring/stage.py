@@ -51,7 +51,7 @@ from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, MODES, light_input
                                     with_stored_hashes)
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions
 from hitcast.scoring.staging import add_staged_counts, merge_scored, staged_counts
-from hitcast.tables import read_table, remove_path, table_exists, table_version
+from hitcast.tables import read_table, remove_older, remove_path, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -411,17 +411,21 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
               .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
     run = {"run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
            "input_versions": {k: v for k, v in versions.items() if v is not None}, "features_reused": reused}
-    # An earlier run that committed its predictions and died before its log row is logged now, in the
-    # background (a few small queries beside the executors' work).
+    staging = str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions")
+    # What earlier runs that died left is dealt with in the background, beside the executors' work: a run
+    # that committed its predictions and died before its log row is logged, and old scratch folders go.
     with ThreadPoolExecutor(1, thread_name_prefix="hitcast-runlog") as pool:
         recovery = pool.submit(runlog.recover_unlogged, spark, cfg, location, current=run_id)
+        stale = pool.submit(remove_older, spark, staging, hours=cfg.score.staging_max_age_hours)
         scored = score_into(
             spark, inputs, spectrograms=spectrograms, location=location, model_version=model_version,
             model_path=str(model_path), as_of=as_of, run_id=run_id, scored_at=started, reasons=n_reasons,
             full=full, broadcast_rows=cfg.score.broadcast_max_rows, embeddings=cfg.table("audio_embeddings"),
-            staging=str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions"),
-            commit_metadata=runlog.commit_metadata(run))
+            staging=staging, commit_metadata=runlog.commit_metadata(run))
         recovered = recovery.result()
+    if stale.result():
+        log.warning("removed the scratch folders of runs that died over %s hours ago: %s",
+                    cfg.score.staging_max_age_hours, ", ".join(stale.result()))
     modes = {m: n for (rescored, m), n in scored.counts.items() if rescored}
     current = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
     hist, quantiles = runlog.distribution(current)
