@@ -18,6 +18,7 @@ references, the version unchanged). Then:
 - a re-run to the end gives the reference's rows, exactly one per key, and (scoring) rescores the tracks the
   killed run did not commit.
 
+The ingest job is killed inside its catalog MERGE too (its first write: no table may change).
 A scoring job is also killed just after its MERGE commits, before its row in ``scoring_runs``: the next run
 logs it from that commit (``userMetadata`` names the run), once, with the reference run's figures.
 
@@ -27,7 +28,7 @@ so the tests count them but never expect them gone.
 
 Measured on two cores shared with other Spark jobs: scoring 9.6 min (inputs, a tiny model and two scoring runs
 in-process, then the killed and the re-run ``spark-submit``), 1.5 min more for the kill after the commit,
-ingest 5.7 to 11 min.
+ingest 5.7 to 11 min, 1 min more for the catalog MERGE.
 """
 from __future__ import annotations
 
@@ -406,3 +407,40 @@ def test_ingest_driver_killed_inside_its_events_merge_leaves_the_tables_whole_an
         assert_one_row_per_key(got[name], keys)
         assertDataFrameEqual(got[name], ref[name])
     assert got["engagement_events"].count() > len(before["engagement_events"])
+
+
+def test_ingest_driver_killed_inside_its_catalog_merge_leaves_the_tables_whole_and_a_rerun_converges(
+        spark, ingest_inputs, tmp_path):
+    """The catalog comes first in an ingest run: killed inside its MERGE, no table has changed (the catalog
+    at its previous version, nothing quarantined, no events merged), and a re-run gives the reference."""
+    pristine, held, reference = ingest_inputs
+    root = tmp_path / "killed-catalog"
+    for attempt in range(1, ATTEMPTS + 1):
+        restore(pristine, root)
+        add_held(held, root)
+        cfg = make_config(root, *SETTINGS)
+        table = Path(cfg.table("catalog"))
+        versions = {name: table_version(spark, cfg.table(name)) for name in INGEST_TABLES}
+        before = {name: df.collect() for name, df in ingest_tables(spark, cfg).items()}
+        seen = killed_run(submit_cfg(root), "ingest", job_args("local.yaml", root, *SETTINGS), table=table,
+                          log_path=root / f"killed-{attempt}.log")
+        if seen is not None:
+            break
+    assert seen is not None, f"{ATTEMPTS} runs committed before their catalog MERGE was seen writing"
+    print(f"ingest killed inside its catalog MERGE on attempt {attempt}: {seen}; versions before {versions}")
+
+    assert seen["exit"] == -signal.SIGKILL
+    assert seen["version_after"] == versions["catalog"] and seen["orphans"] >= seen["new_files"] >= 1
+    after = ingest_tables(spark, cfg)
+    assert {name: table_version(spark, cfg.table(name)) for name in INGEST_TABLES} == versions
+    for name in INGEST_TABLES:
+        assertDataFrameEqual(after[name], before[name])
+
+    rerun(root, "ingest", [], log_path=root / "rerun.log")
+    got, ref = ingest_tables(spark, cfg), ingest_tables(spark, make_config(reference, *SETTINGS))
+    for name, keys in INGEST_TABLES.items():
+        assert_one_row_per_key(got[name], keys)
+        assertDataFrameEqual(got[name], ref[name])
+    # the run had work to do: the held-back catalog updates and events
+    updated = got["catalog"].exceptAll(spark.createDataFrame(before["catalog"], got["catalog"].schema))
+    assert updated.count() > 0 and got["engagement_events"].count() > len(before["engagement_events"])
