@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         "  status   say whether it runs, and where\n"
         "  package  dist/hitcast.zip (the library, for --py-files) and dist/hitcast-env.tar.gz (the Python\n"
         "           environment packed by venv-pack, for --archives dist/hitcast-env.tar.gz#environment)\n"
+        "  unpack   unpack dist/hitcast-env.tar.gz into --dest DIR (absolute; skipped when DIR holds it already):\n"
+        "           run it on every node, then --set cluster.python_env=DIR and nothing is shipped per job\n"
         "Submit a job with the command in the README, 'Running a job on a cluster with spark-submit'.")
-    parser.add_argument("action", choices=["up", "down", "status", "package"])
+    parser.add_argument("action", choices=["up", "down", "status", "package", "unpack"])
+    parser.add_argument("--dest", help="unpack: the folder to unpack the environment into")
     args = parser.parse_args(argv)
     from hitcast.cluster import package, standalone
 
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             status = standalone.master_status(cfg.cluster.host, cfg.cluster.master_ui_port) if running else None
             log.info("summary: %s", f"running: {running.master_url}, {standalone.alive_workers(status)} workers "
                      f"ALIVE, web UI {running.ui_url}" if running else "not running")
+        elif args.action == "unpack":
+            if not args.dest:
+                parser.error("unpack needs --dest DIR")
+            dest, reused = package.unpack_environment(args.dest)
+            log.info("summary: %s %s; submit with --set cluster.python_env=%s", dest,
+                     "already held the environment" if reused else "holds the environment", dest)
         else:
             log.info("summary: %s", package.build_packages(cfg))
     except HitcastError as exc:

@@ -263,6 +263,9 @@ class ClusterSection:
     start_timeout_s: int
     #: A worker removes the folders (unpacked environments, logs) of applications that ended this long ago.
     app_data_ttl_s: int
+    #: The Python environment already unpacked at this absolute path on every node (executors run its
+    #: ``bin/python``); empty: ``spark-submit`` ships ``dist/hitcast-env.tar.gz`` with ``--archives``.
+    python_env: str
 
 
 @dataclass

@@ -12,6 +12,10 @@ The driver runs here with the developer's interpreter; executors run the shipped
 ``spark.pyspark.python`` alone would also name the driver's interpreter; in client mode the driver has no
 ``./environment``, hence ``spark.pyspark.driver.python`` (in YARN and Kubernetes cluster mode the driver runs in a
 container with the archive, and only ``spark.pyspark.python`` is set: README).
+
+With ``cluster.python_env`` set (the environment already unpacked at that absolute path on every node,
+:func:`hitcast.cluster.package.unpack_environment`), there is no ``--archives``: executors run
+``<python_env>/bin/python`` and no application copies or unpacks the 0.7 GB archive.
 """
 from __future__ import annotations
 
@@ -25,23 +29,46 @@ from typing import Sequence
 from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE, LIBRARY_ZIP
 from hitcast.cluster.standalone import master_url
 from hitcast.config import Config
-from hitcast.errors import HitcastError
+from hitcast.errors import ConfigError, HitcastError
 from hitcast.spark import delta_jar_files, spark_home
+
+
+def executor_python(cfg: Config, python_env: str | None = None) -> tuple[str, list[str]]:
+    """(``spark.pyspark.python``, what to ship for it): ``<python_env>/bin/python`` and nothing when an
+    environment is installed on the nodes (``python_env``, else ``cluster.python_env``), else the shipped
+    archive's ``./environment/bin/python`` and ``--archives``.
+
+    Raises
+    ------
+    ConfigError
+        When the installed environment's path is not absolute (executors start in folders of their own).
+    """
+    installed = cfg.cluster.python_env if python_env is None else python_env
+    if not installed:
+        return f"./{ENV_ALIAS}/bin/python", ["--archives", f"{ENV_ARCHIVE}#{ENV_ALIAS}"]
+    if not Path(installed).is_absolute():
+        raise ConfigError(f"configuration key cluster.python_env must be an absolute path, not {installed!r}")
+    return str(Path(installed) / "bin" / "python"), []
 
 
 def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *, archive: Path = ENV_ARCHIVE,
                    library: Path = LIBRARY_ZIP, driver_python: str | None = None,
-                   master: str | None = None, spark_conf: dict[str, str] | None = None) -> list[str]:
+                   master: str | None = None, spark_conf: dict[str, str] | None = None,
+                   python_env: str | None = None) -> list[str]:
     """``spark-submit`` of ``job`` (a ``jobs/*.py`` file) with ``job_args`` to this configuration's cluster.
 
     ``spark_conf`` adds ``--conf key=value`` settings (e.g. ``spark.cores.max``).
     ``master='local[2]'`` (or any ``local...``) submits to an in-process master instead: nothing is shipped, the
     driver (and its executor threads) run ``driver_python``; the driver is still the ``spark-submit`` process.
+    ``python_env`` overrides ``cluster.python_env`` (``""``: ship ``archive``, whatever the configuration says).
 
     Raises
     ------
     HitcastError
-        When ``make package`` has not built the archive or the zip, or the Delta jars are missing.
+        When ``make package`` has not built the archive (when it is shipped) or the zip, or the Delta jars
+        are missing.
+    ConfigError
+        When the installed environment's path is not absolute.
     """
     jars = ",".join(str(j) for j in delta_jar_files(cfg))
     python = driver_python or sys.executable
@@ -51,12 +78,15 @@ def submit_command(cfg: Config, job: str | Path, job_args: Sequence[str] = (), *
     if master is not None and master.startswith("local"):
         return [*head, "--master", master, "--jars", jars, "--conf", f"spark.pyspark.python={python}", str(job),
                 *job_args]
-    for path in (archive, library):
+    executor_py, ship = executor_python(cfg, python_env)
+    if ship:
+        ship = ["--archives", f"{archive}#{ENV_ALIAS}"]
+    for path in (archive, library) if ship else (library,):
         if not Path(path).is_file():
             raise HitcastError(f"{path} does not exist: run make package")
     return [*head, "--master", master or master_url(cfg), "--deploy-mode", "client",
-            "--archives", f"{archive}#{ENV_ALIAS}", "--py-files", str(library), "--jars", jars,
-            "--conf", f"spark.pyspark.python=./{ENV_ALIAS}/bin/python",
+            *ship, "--py-files", str(library), "--jars", jars,
+            "--conf", f"spark.pyspark.python={executor_py}",
             "--conf", f"spark.pyspark.driver.python={python}",
             str(job), *job_args]
 
