@@ -3,7 +3,7 @@
 single-process batched inference, with and without reasons, and an incremental run against a full one.
 
 Inputs, the same for every measurement: the demo's scoring inputs (after ``make demo``: the ``catalog``,
-``engagement_events`` and ``spectrograms`` tables and the champion model; ``latest`` with a note when there is
+``engagement_daily`` and ``spectrograms`` tables and the champion model; ``latest`` with a note when there is
 no champion), built as scoring builds them (``features_as_of`` -> ``light_inputs`` -> ``with_mode``), replicated to N
 rows with distinct ``track_id`` (``<track_id>-r<k>``), with their spectrogram rows replicated alike, and
 materialised once per N to Delta tables in a scratch folder: the light rows, the spectrograms, and the two
@@ -114,7 +114,7 @@ def demo_inputs(spark, cfg: Config, *, as_of: dt.date, uses_audio: bool):
     """The demo's light scoring inputs (no mel bytes), as ``run_scoring`` builds them (features straight from
     ``features_as_of``, so the demo's ``scoring_features`` table is not written)."""
     catalog = read_table(spark, cfg, "catalog")
-    events = read_table(spark, cfg, "engagement_events")
+    events = read_table(spark, cfg, "engagement_daily")
     spectrograms = read_table(spark, cfg, "spectrograms")
     return (features_as_of(catalog, events, as_of=as_of, cfg=cfg)
             .transform(lambda df: light_inputs(df, spectrograms))
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model_version, model_path = resolve(spark, cfg, args.model_version)
         uses_audio = "mel" in input_names(model_variant(model_path))
-        events = read_table(spark, cfg, "engagement_events")
+        events = read_table(spark, cfg, "engagement_daily")
         as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
         bundle = load_bundle(model_path)
         change_column = "plays_total" if "plays_total" in bundle.feature_columns else bundle.feature_columns[0]

@@ -69,7 +69,7 @@ def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pi
     """The Spark path (mapInArrow over repartitioned batches, the explaining split model, MERGE) stores, for
     every track, what the model bundle gives for that track's own scoring inputs in one driver call."""
     cfg, _, trained, first = pipeline
-    features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_events"),
+    features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_daily"),
                                as_of=first.as_of, cfg=cfg)
     inputs = scoring_inputs(features, read_table(spark, cfg, "spectrograms")).toPandas()
     scores = load_bundle(trained.path).predict_pandas(inputs)
@@ -167,7 +167,7 @@ def test_a_folder_of_demos_is_scored_in_cold_start_mode_with_the_catalogs_code(s
                             read_metadata(spark, meta, sorted(names) + ["empty.wav", "short.wav"]),
                             release_default=first.as_of)
     features = (features_as_of(read_table(spark, cfg, "catalog").unionByName(rows),
-                               read_table(spark, cfg, "engagement_events"), as_of=first.as_of, cfg=cfg)
+                               read_table(spark, cfg, "engagement_daily"), as_of=first.as_of, cfg=cfg)
                 .join(rows.select("track_id"), "track_id", "left_semi"))
     renamed = spark.createDataFrame([(s.track_id, n) for n, s in names.items()], "track_id string, new_id string")
     catalog_spec = (read_table(spark, cfg, "spectrograms").join(renamed, "track_id")

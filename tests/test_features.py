@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config
+from hitcast.features.daily import daily_aggregates
 from hitcast.features.examples import (SCORING_ID_COLUMNS, build_training_examples, feature_columns, features_as_of)
 from hitcast.features.stage import write_training_examples
 from hitcast.errors import ConfigError
@@ -37,8 +38,10 @@ def catalog_df(spark, rows):
 
 
 def events_df(spark, rows):
-    return spark.createDataFrame([(f"e{i}", u, t, k, _ts(ts), ms) for i, (u, t, k, ts, ms) in enumerate(rows)],
-                                 EVENTS_DDL)
+    """The daily aggregates (what every feature reads) of these events."""
+    ev = spark.createDataFrame([(f"e{i}", u, t, k, _ts(ts), ms) for i, (u, t, k, ts, ms) in enumerate(rows)],
+                               EVENTS_DDL)
+    return daily_aggregates(ev, 14)
 
 
 CATALOG_ROWS = [

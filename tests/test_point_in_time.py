@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config
+from hitcast.features.daily import daily_aggregates
 from hitcast.features.examples import build_training_examples, feature_columns, features_as_of
 from hitcast.schemas import CATALOG, ID_COLUMNS
 
@@ -61,8 +62,8 @@ def test_features_as_of_t_ignore_events_at_or_after_t(spark, tmp_path):
         extra += x
     assert all(e[4] >= T for e in extra) and any(e[4] == T for e in extra) and any(e[4] > T for e in base)
     catalog = spark.createDataFrame(tracks, CATALOG)
-    before_ev = spark.createDataFrame(base, EVENTS_DDL)
-    after_ev = spark.createDataFrame(base + extra, EVENTS_DDL)
+    before_ev = daily_aggregates(spark.createDataFrame(base, EVENTS_DDL), cfg.features.listeners_lg_k)
+    after_ev = daily_aggregates(spark.createDataFrame(base + extra, EVENTS_DDL), cfg.features.listeners_lg_k)
 
     before = features_as_of(catalog, before_ev, as_of=T.date(), cfg=cfg).collect()
     assert len(before) == len(tracks) and sum(r.plays_total or 0 for r in before) > 0   # history did count

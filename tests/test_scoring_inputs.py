@@ -34,9 +34,9 @@ def test_scoring_inputs_keeps_every_track_and_nulls_mel_unless_ok(spark):
 
 
 def test_default_as_of_is_the_day_after_the_last_event(spark):
-    events = spark.createDataFrame([(dt.datetime(2025, 3, 1, 23, 59),), (dt.datetime(2025, 2, 1, 0, 0),)],
-                                   "event_time timestamp")
-    assert default_as_of(events) == dt.date(2025, 3, 2)
+    daily = spark.createDataFrame([(dt.date(2025, 3, 1),), (dt.date(2025, 2, 1),)], "event_date date")
+    assert default_as_of(daily) == dt.date(2025, 3, 2)
+    assert default_as_of(spark.createDataFrame([], "event_date date")) == dt.date.today()
 
 
 def test_find_test_metrics_accepts_both_layouts():

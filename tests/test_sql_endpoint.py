@@ -317,15 +317,14 @@ def test_rising_compares_the_last_two_runs(conn, endpoint, spark, pipeline):
 def test_prediction_outcomes_label_past_predictions_like_the_features_job(conn, endpoint, spark, pipeline):
     """The early run's predictions (their 56-day window has passed) against labels computed with the features
     job's own functions; the late run's window has not passed, so it is absent."""
-    from hitcast.features.engagement import cutoff_frame
     from hitcast.features.labels import add_labels, future_plays, in_cohort
 
     cfg, _ = endpoint
     f = cfg.features
-    events = delta(spark, cfg, "engagement_events")
+    daily = delta(spark, cfg, "engagement_daily")
     cohort = (delta(spark, cfg, "catalog").withColumn("cutoff", F.lit(EARLY_AS_OF))
               .where(in_cohort(F.col("release_date"), F.col("cutoff"), f.cold_start_days)).select("track_id", "cutoff"))
-    labels = add_labels(cohort, future_plays(events, cutoff_frame(spark, [EARLY_AS_OF]), f.horizon_days), f.hit_share)
+    labels = add_labels(cohort, future_plays(daily, [EARLY_AS_OF], f.horizon_days), f.hit_share)
     late = delta(spark, cfg, "scoring_runs").where(F.col("run_id") == pipeline.late_run).first()
     early = delta(spark, cfg, "predictions", versionAsOf=late.input_versions["predictions"])
     want = (early.join(labels.withColumnRenamed("cutoff", "as_of"), ["track_id", "as_of"])

@@ -124,6 +124,13 @@ class FeaturesSection:
     artist_split_shares: list[float]
     split_seed: int
     max_age_days: int
+    #: lgConfigK of the daily listener sketches (``engagement_daily.listeners_sketch``), 4-21.
+    listeners_lg_k: int
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.listeners_lg_k <= 21:
+            raise ConfigError(f"configuration key features.listeners_lg_k: {self.listeners_lg_k} is not in 4..21 "
+                              "(the lgConfigK of Spark's hll_sketch_agg)")
 
 
 @dataclass

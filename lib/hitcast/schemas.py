@@ -8,6 +8,7 @@ table                     key                                        written by
 ========================  =========================================  ==========================
 ``catalog``               ``track_id``                               ``jobs/ingest.py``
 ``engagement_events``     ``event_id``                               ``jobs/ingest.py``
+``engagement_daily``      ``(track_id, event_date)``                 ``jobs/ingest.py`` (from the events)
 ``quarantine``            ``(source, source_file, record_hash, reason)`` ``jobs/ingest.py``
 ``training_examples``     ``(track_id, cutoff)``                     ``jobs/features.py``
 ``spectrograms``          ``track_id``                               ``jobs/spectrograms.py``
@@ -70,6 +71,21 @@ ENGAGEMENT_EVENTS = StructType([
     StructField("event_date", DateType()),           # partition column
     StructField("source_file", StringType()),
     StructField("ingested_at", TimestampType()),
+])
+
+#: Daily per-track aggregates of ``engagement_events`` (:mod:`hitcast.features.daily`); every feature reads them.
+ENGAGEMENT_DAILY = StructType([
+    StructField("track_id", StringType(), False),
+    StructField("event_date", DateType(), False),
+    StructField("plays", LongType()),
+    StructField("skips", LongType()),
+    StructField("saves", LongType()),
+    StructField("playlist_adds", LongType()),
+    StructField("shares", LongType()),
+    StructField("ms_played", LongType()),             # of the plays
+    StructField("first_event", TimestampType()),
+    StructField("listeners_sketch", BinaryType()),    # HyperLogLog sketch of user_id (hll_sketch_agg)
+    StructField("events", LongType()),
 ])
 
 QUARANTINE = StructType([

@@ -1,9 +1,11 @@
 """Delta tables: existence, reads with clear errors, the one MERGE upsert, the latest version."""
 from __future__ import annotations
 
+import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -12,10 +14,14 @@ from hitcast.errors import TableMissingError
 
 log = logging.getLogger(__name__)
 
+#: The session setting Delta copies into ``commitInfo.userMetadata`` of every commit while it is set.
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
 #: The job that creates each table, for error messages.
 PRODUCER = {
     "catalog": "jobs/ingest.py",
     "engagement_events": "jobs/ingest.py",
+    "engagement_daily": "jobs/ingest.py",
     "quarantine": "jobs/ingest.py",
     "training_examples": "jobs/features.py",
     "spectrograms": "jobs/spectrograms.py",
@@ -108,7 +114,6 @@ def latest_commits(spark: SparkSession, location: str, last: int) -> list[dict]:
     :func:`table_version`: no Spark job and no generated code (``DeltaTable.history`` compiles new code on
     every call). A commit without ``commitInfo`` (optional in the Delta protocol) is left out.
     """
-    import json
 
     jvm = spark.sparkContext._jvm
     log_dir, fs = _log_dir(spark, location)
@@ -199,3 +204,26 @@ def merge_upsert(spark: SparkSession, df: DataFrame, *, location: str, keys: Seq
         return MergeResult()
     m = last_operation_metrics(spark, location)
     return MergeResult(inserted=m.get("numTargetRowsInserted", 0), updated=m.get("numTargetRowsUpdated", 0))
+
+
+@contextmanager
+def tagged_commits(spark: SparkSession, metadata: str | None) -> Iterator[None]:
+    """Commits made in the block (by any thread of the session) carry ``metadata`` as ``userMetadata``."""
+    if metadata is None:
+        yield
+        return
+    spark.conf.set(USER_METADATA, metadata)
+    try:
+        yield
+    finally:
+        spark.conf.unset(USER_METADATA)
+
+
+def commit_metadata(spark: SparkSession, location: str, key: str) -> Any:
+    """The value under ``key`` in the ``userMetadata`` (a JSON object) of the table's latest commit, else None."""
+    commits = latest_commits(spark, location, 1)
+    try:
+        meta = json.loads(commits[0].get("userMetadata") or "") if commits else None
+    except ValueError:
+        return None
+    return meta.get(key) if isinstance(meta, dict) else None

@@ -1,14 +1,23 @@
-"""Per-track engagement aggregates from events strictly before each cutoff T.
+"""Per-track engagement aggregates before each cutoff T, from the daily aggregates (``engagement_daily``).
 
-All cutoffs are computed in one pass: events are joined to a small ``cutoffs`` frame
-(``DataFrame[cutoff date, t timestamp]``, see :func:`cutoff_frame`) and aggregated per
-``(track_id, cutoff)``. For each window ``w`` in ``features.windows_days`` (``T - w days <= event_time < T``):
+A cutoff T is 00:00 UTC of its date, so "events with ``event_time < T``" are exactly the days before it, and
+"``T - w days <= event_time < T``" the days ``[T - w, T)``. All cutoffs are computed at once, in two parts that
+never pair a day with more cutoffs than it can matter to:
+
+- **Totals** (``plays_total``, ``first_event``): each day falls in one segment between consecutive cutoffs; a
+  track's segments are summed cumulatively, and each cutoff takes the last segment before it.
+- **Windows**: each day is paired only with the cutoffs whose longest window holds it (with monthly cutoffs
+  and a 90-day window, about three).
+
+For each window ``w`` in ``features.windows_days``:
 
 =========================  ===================================================================
 column                     definition (NULL for a cold-start track, i.e. no event before T)
 =========================  ===================================================================
 ``plays_{w}d``             number of ``play`` events
-``listeners_{w}d``         distinct ``user_id`` with any event
+``listeners_{w}d``         distinct ``user_id`` with any event (the union of the days' HyperLogLog
+                           sketches: exact for small counts, about 1.04 / sqrt(2 ** lg_k) relative
+                           error for large ones)
 ``skip_rate_{w}d``         skips / (plays + skips); NULL when both are 0
 ``save_rate_{w}d``         saves / plays; NULL when plays = 0
 ``playlist_adds_{w}d``     number of ``playlist_add`` events
@@ -25,64 +34,93 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+
+#: Window (days) of the trend's two halves.
+TREND_DAYS = 7
 
 
 def cutoff_frame(spark: SparkSession, cutoffs: Sequence[dt.date]) -> DataFrame:
-    """``DataFrame[cutoff date, t timestamp]``: each cutoff and its instant (00:00 UTC)."""
-    rows = [(c,) for c in sorted(set(cutoffs))]
-    return (spark.createDataFrame(rows, "cutoff date")
-            .withColumn("t", F.col("cutoff").cast("timestamp")))
+    """``DataFrame[cutoff date, j int]``: each cutoff and its rank (0 = earliest)."""
+    rows = [(c, j) for j, c in enumerate(sorted(set(cutoffs)))]
+    return spark.createDataFrame(rows, "cutoff date, j int")
 
 
 def _days_before(days: int) -> Column:
-    return F.col("t") - F.make_dt_interval(F.lit(days))
+    return F.date_sub(F.col("cutoff"), days)
 
 
-def events_before(events: DataFrame, cutoffs: DataFrame, longest_days: int | None = None) -> DataFrame:
-    """Events paired with every cutoff they precede (``event_time < t``), optionally only the last
-    ``longest_days`` days. Columns: track_id, user_id, event_type, event_time, ms_played, cutoff, t."""
-    ev = events.select("track_id", "user_id", "event_type", "event_time", "ms_played")
-    cond = ev["event_time"] < cutoffs["t"]
-    if longest_days is not None:
-        cond = cond & (ev["event_time"] >= cutoffs["t"] - F.make_dt_interval(F.lit(longest_days)))
-    return ev.join(F.broadcast(cutoffs), cond, "inner")
+def _segment(cutoffs: Sequence[dt.date]) -> Column:
+    """How many cutoffs are at or before ``event_date``: the segment ``k`` whose days precede cutoff ``j``
+    exactly when ``k <= j``."""
+    return sum((F.col("event_date") >= F.lit(c)).cast("int") for c in sorted(set(cutoffs)))
 
 
-def track_aggregates(events: DataFrame, cutoffs: DataFrame, windows: list[int]) -> DataFrame:
-    """Raw counts per (track, cutoff), no rates yet.
+def totals(daily: DataFrame, cutoffs: Sequence[dt.date]) -> DataFrame:
+    """``DataFrame[track_id, cutoff, first_event timestamp, plays_total long]``: one row per track and cutoff
+    with at least one event before it."""
+    cuts = sorted(set(cutoffs))
+    seg = (daily.where(F.col("event_date") < F.lit(cuts[-1])).withColumn("k", _segment(cuts))
+           .groupBy("track_id", "k").agg(F.sum("plays").alias("p"), F.min("first_event").alias("f")))
+    upto = Window.partitionBy("track_id").orderBy("k").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    cum = seg.select("track_id", "k", F.sum("p").over(upto).alias("plays_total"),
+                     F.min("f").over(upto).alias("first_event"),
+                     F.lead("k", 1, len(cuts)).over(Window.partitionBy("track_id").orderBy("k")).alias("next_k"))
+    j = cum.join(F.broadcast(cutoff_frame(daily.sparkSession, cuts)), (F.col("j") >= F.col("k")) & (F.col("j") < F.col("next_k")))
+    return j.select("track_id", "cutoff", "first_event", "plays_total")
+
+
+def windowed(daily: DataFrame, cutoffs: Sequence[dt.date], windows: list[int]) -> DataFrame:
+    """Sums over the days ``[T - w, T)`` per (track, cutoff) with any event in the longest window.
 
     Returns
     -------
-    DataFrame[track_id, cutoff, first_event timestamp, plays_total long, and per window w:
-    plays_w, skips_w, saves_w, adds_w, shares_w, ms_w (long), plus plays_last7, plays_prev7 long]
+    DataFrame[track_id, cutoff, and per window w: plays_w, skips_w, saves_w, adds_w, shares_w, ms_w,
+    listeners_w long, plus plays_last7, plays_prev7 long]
     """
-    ev = events_before(events, cutoffs)
-    play, etype = F.col("event_type") == "play", F.col("event_type")
+    longest = max([*windows, 2 * TREND_DAYS])
+    d = F.col("event_date")
+    cuts = F.broadcast(cutoff_frame(daily.sparkSession, cutoffs).select("cutoff"))
+    pairs = daily.join(cuts, (d < F.col("cutoff")) & (d >= _days_before(longest)))
 
-    def n(cond: Column) -> Column:
-        return F.sum(F.when(cond, 1).otherwise(0))
+    def total(cond: Column, col: str) -> Column:
+        return F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0)).cast("long")
 
-    aggs = [F.min("event_time").alias("first_event"), n(play).alias("plays_total")]
+    aggs = []
     for w in windows:
-        inw = F.col("event_time") >= _days_before(w)
-        aggs += [n(inw & play).alias(f"plays_{w}"), n(inw & (etype == "skip")).alias(f"skips_{w}"),
-                 n(inw & (etype == "save")).alias(f"saves_{w}"), n(inw & (etype == "playlist_add")).alias(f"adds_{w}"),
-                 n(inw & (etype == "share")).alias(f"shares_{w}"),
-                 F.sum(F.when(inw & play, F.coalesce("ms_played", F.lit(0))).otherwise(0)).alias(f"ms_{w}")]
-    last7 = F.col("event_time") >= _days_before(7)
-    prev7 = (F.col("event_time") >= _days_before(14)) & ~last7
-    aggs += [n(last7 & play).alias("plays_last7"), n(prev7 & play).alias("plays_prev7")]
-    return ev.groupBy("track_id", "cutoff").agg(*aggs)
+        inw = d >= _days_before(w)
+        aggs += [total(inw, "plays").alias(f"plays_{w}"), total(inw, "skips").alias(f"skips_{w}"),
+                 total(inw, "saves").alias(f"saves_{w}"), total(inw, "playlist_adds").alias(f"adds_{w}"),
+                 total(inw, "shares").alias(f"shares_{w}"), total(inw, "ms_played").alias(f"ms_{w}"),
+                 F.coalesce(F.hll_sketch_estimate(F.hll_union_agg(F.when(inw, F.col("listeners_sketch")), True)),
+                            F.lit(0)).alias(f"listeners_{w}")]
+    last = d >= _days_before(TREND_DAYS)
+    aggs += [total(last, "plays").alias("plays_last7"),
+             total(~last & (d >= _days_before(2 * TREND_DAYS)), "plays").alias("plays_prev7")]
+    return pairs.groupBy("track_id", "cutoff").agg(*aggs)
 
 
-def listener_counts(events: DataFrame, cutoffs: DataFrame, windows: list[int]) -> DataFrame:
-    """Distinct listeners per (track, cutoff) and window: ``DataFrame[track_id, cutoff, listeners_w ...]``."""
-    ev = events_before(events, cutoffs, max(windows))
-    last = ev.groupBy("track_id", "cutoff", "t", "user_id").agg(F.max("event_time").alias("last"))
-    return last.groupBy("track_id", "cutoff").agg(*[
-        F.count(F.when(F.col("last") >= _days_before(w), 1)).alias(f"listeners_{w}") for w in windows])
+def track_aggregates(daily: DataFrame, cutoffs: Sequence[dt.date], windows: list[int]) -> DataFrame:
+    """Raw counts per (track, cutoff) for every track with an event before the cutoff, no rates yet.
+
+    Parameters
+    ----------
+    daily : DataFrame
+        ``engagement_daily`` (:data:`hitcast.schemas.ENGAGEMENT_DAILY`).
+    cutoffs : sequence of date
+
+    Returns
+    -------
+    DataFrame[track_id, cutoff, first_event timestamp, plays_total long, and per window w: plays_w, skips_w,
+    saves_w, adds_w, shares_w, ms_w, listeners_w (long, 0 when the window is empty), plus plays_last7,
+    plays_prev7 long]
+    """
+    win = windowed(daily, cutoffs, windows)
+    counts = [c for c in win.columns if c not in ("track_id", "cutoff")]
+    return (totals(daily, cutoffs).join(win, ["track_id", "cutoff"], "left")
+            .select("track_id", "cutoff", "first_event", "plays_total",
+                    *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in counts]))
 
 
 def engagement_columns(windows: list[int]) -> list[str]:
@@ -98,28 +136,29 @@ def _ratio(num: Column, den: Column) -> Column:
     return F.when(den > 0, num.cast("double") / den.cast("double"))
 
 
-def engagement_features(tracks: DataFrame, aggs: DataFrame, *, listeners: DataFrame, windows: list[int],
-                        max_age_days: int) -> DataFrame:
+def engagement_features(tracks: DataFrame, aggs: DataFrame, *, windows: list[int], max_age_days: int) -> DataFrame:
     """Join the raw aggregates onto ``tracks`` and turn them into features.
 
     Parameters
     ----------
     tracks : DataFrame[track_id, cutoff, duration_ms, ...]
         One row per (track, cutoff), kept whole.
+    aggs : DataFrame
+        :func:`track_aggregates` of the same cutoffs.
 
     Returns
     -------
     ``tracks`` + ``cold_start`` boolean + :func:`engagement_columns` (double, NULL when cold start).
     ``days_since_first_event`` is capped at ``max_age_days``, so a long-idle track's inputs stop changing.
     """
-    j = tracks.join(aggs, ["track_id", "cutoff"], "left").join(listeners, ["track_id", "cutoff"], "left")
+    j = tracks.join(aggs, ["track_id", "cutoff"], "left")
     cold = F.col("first_event").isNull()
     feats: dict[str, Column] = {}
     dur = F.col("duration_ms")
     for w in windows:
         plays, skips = F.col(f"plays_{w}"), F.col(f"skips_{w}")
         feats[f"plays_{w}d"] = plays
-        feats[f"listeners_{w}d"] = F.coalesce(F.col(f"listeners_{w}"), F.lit(0))
+        feats[f"listeners_{w}d"] = F.col(f"listeners_{w}")
         feats[f"skip_rate_{w}d"] = _ratio(skips, plays + skips)
         feats[f"save_rate_{w}d"] = _ratio(F.col(f"saves_{w}"), plays)
         feats[f"playlist_adds_{w}d"] = F.col(f"adds_{w}")

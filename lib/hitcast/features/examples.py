@@ -22,8 +22,7 @@ from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.features.artist import artist_columns, artist_features
-from hitcast.features.engagement import (cutoff_frame, engagement_columns, engagement_features, listener_counts,
-                                         track_aggregates)
+from hitcast.features.engagement import engagement_columns, engagement_features, track_aggregates
 from hitcast.features.labels import add_labels, future_plays, in_cohort
 from hitcast.features.splits import add_split
 from hitcast.schemas import AUDIO_FEATURES, ID_COLUMNS, LABEL_COLUMNS
@@ -43,9 +42,12 @@ def _date(value: str | dt.date) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def features_for_cutoffs(catalog: DataFrame, events: DataFrame, *, cutoffs: list[str | dt.date],
+def features_for_cutoffs(catalog: DataFrame, daily: DataFrame, *, cutoffs: list[str | dt.date],
                          cfg: Config) -> DataFrame:
-    """Features of EVERY catalog track at each cutoff, from events strictly before it (one pass).
+    """Features of EVERY catalog track at each cutoff, from the days strictly before it (one pass).
+
+    ``daily`` is ``engagement_daily`` (:data:`hitcast.schemas.ENGAGEMENT_DAILY`; for a frame of events,
+    :func:`hitcast.features.daily.daily_aggregates`).
 
     Returns
     -------
@@ -53,13 +55,12 @@ def features_for_cutoffs(catalog: DataFrame, events: DataFrame, *, cutoffs: list
     """
     spark = catalog.sparkSession
     windows = sorted(cfg.features.windows_days)
-    cuts = cutoff_frame(spark, [_date(c) for c in cutoffs])
+    cuts = sorted({_date(c) for c in cutoffs})
     tracks = (catalog.select("track_id", "artist_id", "artist_name", "genre", "release_date", "duration_ms",
                              "explicit", *AUDIO_FEATURES)
-              .crossJoin(F.broadcast(cuts.select("cutoff"))))
-    aggs = track_aggregates(events, cuts, windows)
-    eng = engagement_features(tracks, aggs, listeners=listener_counts(events, cuts, windows), windows=windows,
-                              max_age_days=cfg.features.max_age_days)
+              .crossJoin(F.broadcast(spark.createDataFrame([(c,) for c in cuts], "cutoff date"))))
+    aggs = track_aggregates(daily, cuts, windows)
+    eng = engagement_features(tracks, aggs, windows=windows, max_age_days=cfg.features.max_age_days)
     art = artist_features(tracks, aggs, windows)
     meta = {
         "duration_s": F.col("duration_ms") / 1000.0,
@@ -74,27 +75,27 @@ def features_for_cutoffs(catalog: DataFrame, events: DataFrame, *, cutoffs: list
     return out.select(*[F.col(c) for c in SCORING_ID_COLUMNS], *feats)
 
 
-def features_as_of(catalog: DataFrame, events: DataFrame, *, as_of: str | dt.date, cfg: Config) -> DataFrame:
+def features_as_of(catalog: DataFrame, daily: DataFrame, *, as_of: str | dt.date, cfg: Config) -> DataFrame:
     """Features of EVERY catalog track as of ``as_of`` (for catalog scoring).
 
     Parameters
     ----------
     catalog : DataFrame
         The ``catalog`` table (:data:`hitcast.schemas.CATALOG`), unique on ``track_id``.
-    events : DataFrame
-        ``engagement_events`` (at least track_id, user_id, event_type, event_time, ms_played).
+    daily : DataFrame
+        ``engagement_daily`` (:data:`hitcast.schemas.ENGAGEMENT_DAILY`).
     as_of : date or ISO string
-        The cutoff T (00:00 UTC); only events with ``event_time < T`` are used.
+        The cutoff T (00:00 UTC); only the days before T (events with ``event_time < T``) are used.
 
     Returns
     -------
     DataFrame, one row per catalog track whatever its release date: ``SCORING_ID_COLUMNS``
     (``cutoff`` = ``as_of``) + :func:`feature_columns`, exactly as in ``training_examples``.
     """
-    return features_for_cutoffs(catalog, events, cutoffs=[as_of], cfg=cfg)
+    return features_for_cutoffs(catalog, daily, cutoffs=[as_of], cfg=cfg)
 
 
-def build_training_examples(catalog: DataFrame, events: DataFrame, cfg: Config) -> DataFrame:
+def build_training_examples(catalog: DataFrame, daily: DataFrame, cfg: Config) -> DataFrame:
     """``training_examples``: :func:`features_for_cutoffs` over every cutoff, each cutoff's cohort only,
     plus labels and split.
 
@@ -104,8 +105,8 @@ def build_training_examples(catalog: DataFrame, events: DataFrame, cfg: Config) 
     ``LABEL_COLUMNS`` (see :mod:`hitcast.features.labels` and :mod:`hitcast.features.splits`).
     """
     fs = cfg.features
-    rows = features_for_cutoffs(catalog, events, cutoffs=list(fs.cutoffs), cfg=cfg)
+    rows = features_for_cutoffs(catalog, daily, cutoffs=list(fs.cutoffs), cfg=cfg)
     cohort = rows.where(in_cohort(F.col("release_date"), F.col("cutoff"), fs.cold_start_days))
-    cuts = cutoff_frame(catalog.sparkSession, [_date(c) for c in fs.cutoffs])
-    labelled = add_split(add_labels(cohort, future_plays(events, cuts, fs.horizon_days), fs.hit_share), fs)
+    future = future_plays(daily, [_date(c) for c in fs.cutoffs], fs.horizon_days)
+    labelled = add_split(add_labels(cohort, future, fs.hit_share), fs)
     return labelled.select(*ID_COLUMNS, *feature_columns(sorted(fs.windows_days)), *LABEL_COLUMNS)

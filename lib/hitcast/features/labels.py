@@ -2,15 +2,21 @@
 
 - The cohort at T: tracks released before ``T + cold_start_days`` (so tracks released just after T
   are kept as cold-start examples).
-- ``future_plays``: ``play`` events with ``T <= event_time < T + horizon_days`` (0 when none).
+- ``future_plays``: ``play`` events with ``T <= event_time < T + horizon_days`` (0 when none), from the
+  daily aggregates (the days ``[T, T + horizon_days)``).
 - ``popularity = 100 * percent_rank()`` of ``future_plays`` within the cohort (ties share the lowest
   rank; 0 for a cohort of one).
 - ``is_hit = 1`` when ``percent_rank >= 1 - hit_share`` (the top ``hit_share`` of the cohort), else 0.
 """
 from __future__ import annotations
 
+import datetime as dt
+from typing import Sequence
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+
+from hitcast.features.engagement import cutoff_frame
 
 
 def in_cohort(release_date: Column, cutoff: Column, cold_start_days: int) -> Column:
@@ -18,16 +24,16 @@ def in_cohort(release_date: Column, cutoff: Column, cold_start_days: int) -> Col
     return release_date < F.date_add(cutoff, cold_start_days)
 
 
-def future_plays(events: DataFrame, cutoffs: DataFrame, horizon_days: int) -> DataFrame:
-    """``DataFrame[track_id, cutoff, future_plays long]``: plays in ``[t, t + horizon_days)``.
+def future_plays(daily: DataFrame, cutoffs: Sequence[dt.date], horizon_days: int) -> DataFrame:
+    """``DataFrame[track_id, cutoff, future_plays long]``: plays in ``[T, T + horizon_days)``.
 
-    ``cutoffs`` is :func:`hitcast.features.engagement.cutoff_frame`.
+    ``daily`` is ``engagement_daily`` (:data:`hitcast.schemas.ENGAGEMENT_DAILY`).
     """
-    ev = events.where(F.col("event_type") == "play").select("track_id", "event_time")
-    cond = (ev["event_time"] >= cutoffs["t"]) & (ev["event_time"] < cutoffs["t"] + F.make_dt_interval(
-        F.lit(horizon_days)))
-    return (ev.join(F.broadcast(cutoffs), cond, "inner")
-            .groupBy("track_id", "cutoff").agg(F.count(F.lit(1)).alias("future_plays")))
+    cuts = F.broadcast(cutoff_frame(daily.sparkSession, cutoffs).select("cutoff"))
+    d = F.col("event_date")
+    days = daily.where(F.col("plays") > 0).select("track_id", "event_date", "plays")
+    return (days.join(cuts, (d >= F.col("cutoff")) & (d < F.date_add(F.col("cutoff"), horizon_days)))
+            .groupBy("track_id", "cutoff").agg(F.sum("plays").cast("long").alias("future_plays")))
 
 
 def add_labels(cohort: DataFrame, future: DataFrame, hit_share: float) -> DataFrame:

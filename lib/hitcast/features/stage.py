@@ -1,4 +1,4 @@
-"""The features stage: ``catalog`` x ``engagement_events`` -> the Delta table ``training_examples``."""
+"""The features stage: ``catalog`` x ``engagement_daily`` -> the Delta table ``training_examples``."""
 from __future__ import annotations
 
 import logging
@@ -9,13 +9,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
+from hitcast.features.dailytable import DailyUpdate, update_engagement_daily
 from hitcast.features.examples import build_training_examples
 from hitcast.tables import read_table
 
 log = logging.getLogger(__name__)
-
-#: Event columns the features read.
-EVENT_COLUMNS = ("track_id", "user_id", "event_type", "event_time", "ms_played")
 
 
 @dataclass
@@ -36,9 +34,10 @@ class FeaturesSummary:
     location: str
     rows: int
     cutoffs: list[CutoffCounts] = field(default_factory=list)
+    daily: DailyUpdate = field(default_factory=DailyUpdate)
 
     def __str__(self) -> str:
-        lines = [f"{self.rows} training examples over {len(self.cutoffs)} cutoffs in {self.location}"]
+        lines = [str(self.daily), f"{self.rows} training examples over {len(self.cutoffs)} cutoffs in {self.location}"]
         lines += [f"  cutoff {c.cutoff} ({c.split}): {c.rows} rows, {c.hits} hits, {c.cold_start} cold start"
                   for c in self.cutoffs]
         return "\n".join(lines)
@@ -62,14 +61,15 @@ def run_features(spark: SparkSession, cfg: Config) -> FeaturesSummary:
     FeaturesSummary
         Rows, hits and cold-start rows per cutoff, as read back from the written table.
     """
+    daily_update = update_engagement_daily(spark, cfg)
     catalog = read_table(spark, cfg, "catalog").persist(StorageLevel.MEMORY_AND_DISK)
-    events = read_table(spark, cfg, "engagement_events").select(*EVENT_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)
-    location = write_training_examples(build_training_examples(catalog, events, cfg), cfg)
+    daily = read_table(spark, cfg, "engagement_daily").persist(StorageLevel.MEMORY_AND_DISK)
+    location = write_training_examples(build_training_examples(catalog, daily, cfg), cfg)
     catalog.unpersist()
-    events.unpersist()
+    daily.unpersist()
     stats = (read_table(spark, cfg, "training_examples").groupBy("cutoff", "split")
              .agg(F.count(F.lit(1)).alias("rows"), F.sum("is_hit").alias("hits"),
                   F.sum(F.col("cold_start").cast("int")).alias("cold_start")).collect())
     cutoffs = sorted((CutoffCounts(str(r["cutoff"]), r["split"], int(r["rows"]), int(r["hits"] or 0),
                                    int(r["cold_start"] or 0)) for r in stats), key=lambda c: c.cutoff)
-    return FeaturesSummary(location=location, rows=sum(c.rows for c in cutoffs), cutoffs=cutoffs)
+    return FeaturesSummary(location=location, rows=sum(c.rows for c in cutoffs), cutoffs=cutoffs, daily=daily_update)

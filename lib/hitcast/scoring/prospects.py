@@ -23,8 +23,9 @@ from pyspark.sql import types as T
 
 from hitcast.config import Config
 from hitcast.errors import InputContractError
+from hitcast.features.dailytable import update_engagement_daily
 from hitcast.features.examples import features_as_of
-from hitcast.schemas import CATALOG, CATALOG_OPTIONAL
+from hitcast.schemas import CATALOG, CATALOG_OPTIONAL, ENGAGEMENT_DAILY
 from hitcast.scoring.inputs import light_inputs, with_mode, with_source_hash, with_stored_hashes
 from hitcast.scoring.stage import default_as_of, model_variant, score_candidates
 from hitcast.spectrograms.report import audio_dir_files
@@ -117,10 +118,11 @@ def prospect_catalog(spark: SparkSession, files: list[str], metadata: DataFrame 
     return base.select(*cols)
 
 
-def prospect_features(prospects: DataFrame, catalog: DataFrame | None, events: DataFrame | None, *,
+def prospect_features(prospects: DataFrame, catalog: DataFrame | None, daily: DataFrame | None, *,
                       as_of: dt.date, cfg: Config) -> DataFrame:
     """The prospects' features as of ``as_of``, computed with the catalog's function over the prospects and
-    the catalog tracks of the same artists (their history), with those tracks' events.
+    the catalog tracks of the same artists (their history), with those tracks' daily aggregates
+    (``engagement_daily``).
 
     Returns
     -------
@@ -137,11 +139,10 @@ def prospect_features(prospects: DataFrame, catalog: DataFrame | None, events: D
                .unionByName(catalog.join(F.broadcast(ids), "artist_id", "left_semi")).dropDuplicates(["track_id"])
                .join(prospects.select("track_id"), "track_id", "left_anti")
                .select(*CATALOG.fieldNames()))
-    if events is None:
-        events = spark.createDataFrame([], "track_id string, user_id string, event_type string, "
-                                           "event_time timestamp, ms_played long")
-    kin_events = events.join(kin.select("track_id"), "track_id", "left_semi")
-    feats = features_as_of(kin.unionByName(prospects), kin_events, as_of=as_of, cfg=cfg)
+    if daily is None:
+        daily = spark.createDataFrame([], ENGAGEMENT_DAILY)
+    kin_days = daily.join(kin.select("track_id"), "track_id", "left_semi")
+    feats = features_as_of(kin.unionByName(prospects), kin_days, as_of=as_of, cfg=cfg)
     return feats.join(prospects.select("track_id"), "track_id", "left_semi")
 
 
@@ -211,17 +212,18 @@ def run_prospects(spark: SparkSession, cfg: Config, *, folder: str | os.PathLike
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     model_version, model_path = resolve_model(spark, cfg, version or cfg.score.model_version)
     catalog = _table_or_none(spark, cfg, "catalog")
-    events = _table_or_none(spark, cfg, "engagement_events")
+    update_engagement_daily(spark, cfg)
+    daily = _table_or_none(spark, cfg, "engagement_daily")
     if as_of is None:
         as_of = (dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of
-                 else default_as_of(events) if events is not None else started.date())
+                 else default_as_of(daily) if daily is not None else started.date())
     meta = read_metadata(spark, metadata, files) if metadata else None
     prospects = prospect_catalog(spark, files, meta, release_default=as_of)
     log.info("scoring %d prospects in %s with model %s as of %s", len(files), root, model_version, as_of)
     staging = cfg.path(cfg.paths.warehouse) / "_staging"
     spec = prospect_spectrograms(spark, files, folder=root, cfg=cfg, staging=str(staging / "prospect_spectrograms"))
     uses_audio = "mel" in input_names(model_variant(model_path))
-    inputs = (prospect_features(prospects, catalog, events, as_of=as_of, cfg=cfg)
+    inputs = (prospect_features(prospects, catalog, daily, as_of=as_of, cfg=cfg)
               .withColumn("cold_start", F.lit(True))
               .transform(lambda df: light_inputs(df, spec))
               .transform(lambda df: with_mode(df, uses_audio=uses_audio))

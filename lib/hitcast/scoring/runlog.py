@@ -20,15 +20,14 @@ import datetime as dt
 import json
 import logging
 import math
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.schemas import SCORING_RUNS
-from hitcast.tables import latest_commits, table_exists
+from hitcast.tables import USER_METADATA, latest_commits, table_exists, tagged_commits  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,6 @@ RUN_KEY = "hitcast_scoring_run"
 LOG_KEY = "hitcast_log"
 #: Latest ``predictions`` commits searched for runs without a log row.
 RECOVER_DEPTH = 20
-#: The session setting Delta copies into ``commitInfo.userMetadata`` of every commit while it is set.
-USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 #: Fields of a run's log row that its MERGE commit carries.
 COMMIT_FIELDS = ("run_id", "model_version", "as_of", "full", "started_at", "input_versions", "features_reused")
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
@@ -97,19 +94,6 @@ def append_run(spark: SparkSession, cfg: Config, run: dict[str, Any]) -> None:
 def commit_metadata(run: dict[str, Any]) -> str:
     """The ``userMetadata`` of a run's MERGE commit: the :data:`COMMIT_FIELDS` of its log row, as JSON."""
     return json.dumps({RUN_KEY: {k: run.get(k) for k in COMMIT_FIELDS}}, default=str, sort_keys=True)
-
-
-@contextmanager
-def tagged_commits(spark: SparkSession, metadata: str | None) -> Iterator[None]:
-    """Commits made in the block (by any thread of the session) carry ``metadata`` as ``userMetadata``."""
-    if metadata is None:
-        yield
-        return
-    spark.conf.set(USER_METADATA, metadata)
-    try:
-        yield
-    finally:
-        spark.conf.unset(USER_METADATA)
 
 
 def _metadata(user_metadata: str | None) -> dict[str, Any]:

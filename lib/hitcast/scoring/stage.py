@@ -46,6 +46,7 @@ from hitcast.errors import HitcastError
 from hitcast.schemas import PREDICTIONS
 from hitcast.scoring import runlog
 from hitcast.scoring.embeddings import found_embeddings, store_embeddings, stored_embeddings, with_audio
+from hitcast.features.dailytable import update_engagement_daily
 from hitcast.scoring.featurecache import scoring_features
 from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, MODES, light_inputs, with_mode, with_source_hash,
                                     with_stored_hashes)
@@ -56,7 +57,7 @@ from hitcast.tables import read_table, remove_older, remove_path, table_exists, 
 log = logging.getLogger(__name__)
 
 #: Tables a run reads, whose versions the run log records.
-SOURCES = ("catalog", "engagement_events", "spectrograms", "predictions")
+SOURCES = ("catalog", "engagement_daily", "spectrograms", "predictions")
 
 
 @dataclass
@@ -116,18 +117,18 @@ class Scored(NamedTuple):
         return sum(n for (rescored, _), n in self.counts.items() if rescored)
 
 
-def default_as_of(events: DataFrame) -> dt.date:
-    """The day after the latest known event: "now" in the data's own time.
+def default_as_of(daily: DataFrame) -> dt.date:
+    """The day after the latest day with an event: "now" in the data's own time.
 
     Parameters
     ----------
-    events : DataFrame
-        ``engagement_events`` (``event_time`` timestamp).
+    daily : DataFrame
+        ``engagement_daily`` (``event_date`` date).
     """
-    last = events.agg(F.max("event_time").alias("t")).first()["t"]
+    last = daily.agg(F.max("event_date").alias("d")).first()["d"]
     if last is None:
         return dt.date.today()
-    return last.date() + dt.timedelta(days=1)
+    return last + dt.timedelta(days=1)
 
 
 def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
@@ -395,13 +396,14 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     model_version, model_path = resolve_model(spark, cfg, version or cfg.score.model_version)
+    update_engagement_daily(spark, cfg)
     versions = {name: table_version(spark, cfg.table(name)) for name in SOURCES}
     catalog = read_table(spark, cfg, "catalog")
-    events = read_table(spark, cfg, "engagement_events")
+    daily = read_table(spark, cfg, "engagement_daily")
     spectrograms = read_table(spark, cfg, "spectrograms")
     if as_of is None:
-        as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
-    features, reused = scoring_features(spark, cfg, catalog=catalog, events=events, as_of=as_of, versions=versions)
+        as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(daily)
+    features, reused = scoring_features(spark, cfg, catalog=catalog, daily=daily, as_of=as_of, versions=versions)
     location = ensure_predictions_table(spark, cfg)
     n_reasons = cfg.score.reasons if reasons is None else reasons
     uses_audio = "mel" in input_names(model_variant(model_path))
