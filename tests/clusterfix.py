@@ -1,4 +1,10 @@
-"""Shared pieces of the tests that run jobs through ``spark-submit`` on a standalone cluster on free ports."""
+"""Shared pieces of the tests that run jobs through ``spark-submit`` on a standalone cluster on free ports.
+
+The cluster itself (one per test session, :func:`standalone_cluster`) and the demo inputs the cluster modules
+share are session fixtures in ``conftest.py``. Its applications run the environment ``make package`` packed,
+unpacked once into the cluster's folder (``cluster.python_env``): nothing is shipped per application but the
+library zip, unless an application asks for the archive (``python_env=""``, the shipped path that
+``tests/test_cluster.py`` keeps tested)."""
 from __future__ import annotations
 
 import shutil
@@ -10,10 +16,22 @@ from typing import Callable, Iterator, Sequence
 
 from helpers import REPO
 from hitcast.cluster import standalone
+from hitcast.cluster.package import build_packages, unpack_environment
 from hitcast.config import Config, load_config
 
 #: Columns of a scoring run that differ between any two runs.
 RUN_COLUMNS = ("run_id", "scored_at")
+#: The generated catalog of the cluster tests (small: 60 tracks, 3 s clips).
+DEMO_SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
+                 "demo.mc_draws=20"]
+
+
+class Cluster:
+    """The running cluster's configuration, the ``--set`` overrides that reach it, and the folder of the
+    environment its applications run unless they ship the archive."""
+
+    def __init__(self, cluster: Config, overrides: list[str], python_env: Path):
+        self.cluster, self.cluster_overrides, self.python_env = cluster, overrides, python_env
 
 
 def free_ports(n: int) -> list[int]:
@@ -41,20 +59,25 @@ def job_args(conf: str, root: Path, *settings: str) -> list[str]:
 
 
 @contextmanager
-def standalone_cluster(base: Path) -> Iterator[tuple[Config, list[str]]]:
-    """A standalone cluster (conf/standalone.yaml on free ports, state under ``base``): yields its configuration
-    and the ``--set`` overrides a job needs to reach it; afterwards it is stopped and no process of it is left."""
+def standalone_cluster(base: Path) -> Iterator[Cluster]:
+    """A standalone cluster (conf/standalone.yaml on free ports, state under ``base``) whose applications run
+    the packed environment unpacked once into ``base/python-env`` (``cluster.python_env``); afterwards it is
+    stopped, no process of it is left, and its folders (that environment included) are removed."""
+    t0 = time.perf_counter()
+    print(f"packages: {build_packages()}")
+    env, _ = unpack_environment(base / "python-env")
+    print(f"environment unpacked into {env} in {time.perf_counter() - t0:.1f} s")
     master, master_ui, w0, w1, ui0, ui1 = free_ports(6)
     overrides = [f"cluster.dir={base}", f"cluster.master_port={master}", f"cluster.master_ui_port={master_ui}",
                  f"cluster.worker_ports=[{w0},{w1}]", f"cluster.worker_ui_ports=[{ui0},{ui1}]",
-                 f"spark.master=spark://127.0.0.1:{master}"]
+                 f"spark.master=spark://127.0.0.1:{master}", f"cluster.python_env={env}"]
     cfg = load_config(REPO / "conf" / "standalone.yaml", overrides)
     t0 = time.perf_counter()
     standalone.start_cluster(cfg)
     print(f"cluster up in {time.perf_counter() - t0:.1f} s")
     try:
         assert standalone.alive_workers(standalone.master_status("127.0.0.1", master_ui)) == 2
-        yield cfg, overrides
+        yield Cluster(cfg, overrides, env)
     finally:
         info = standalone.read_pid_file(cfg)
         standalone.stop_cluster(cfg)
@@ -62,8 +85,18 @@ def standalone_cluster(base: Path) -> Iterator[tuple[Config, list[str]]]:
         assert standalone.group_members(pids) == [], "a cluster process is left"
         assert standalone.running_cluster(cfg) is None
         shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments (GBs)
-        for scratch in (driver_scratch(cfg), standalone.cluster_dir(cfg) / "local"):
+        for scratch in (driver_scratch(cfg), standalone.cluster_dir(cfg) / "local", env):
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def applications(cfg: Config) -> set[str]:
+    """The ids of every application whose executors have a folder on some worker."""
+    return {p.name for p in (standalone.cluster_dir(cfg) / "work").glob("worker-*/app-*")}
+
+
+def application_executors(cfg: Config, app: str) -> list[Path]:
+    """The executor folders (``work/worker-<i>/<app>/<executor id>``) of application ``app``."""
+    return sorted((standalone.cluster_dir(cfg) / "work").glob(f"worker-*/{app}/*"))
 
 
 def driver_scratch(cfg: Config) -> Path:

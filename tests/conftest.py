@@ -1,7 +1,10 @@
-"""One session-scoped Spark fixture (local[2], UI off, few shuffle partitions, Delta on)."""
+"""One session-scoped Spark fixture (local[2], UI off, few shuffle partitions, Delta on); for the tests marked
+``cluster``, one standalone cluster per session and the generated demo inputs they share (built on first use)."""
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,31 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def session_cluster(tmp_path_factory):
+    """One standalone cluster (``clusterfix.Cluster``) for every module marked ``cluster``: started on first use,
+    stopped at the end of the session (its applications run the environment unpacked once for it)."""
+    from clusterfix import standalone_cluster
+
+    with standalone_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def demo_inputs(spark, tmp_path_factory) -> tuple[Path, Path]:
+    """(raw root, inputs root), both read-only (copy them): a generated demo catalog (``clusterfix.DEMO_SETTINGS``)
+    as generated, and the same catalog through ingest, features and spectrograms on local[2]."""
+    from clusterfix import DEMO_SETTINGS
+    from helpers import build_inputs
+    from hitcast.demo.generate import generate_demo
+
+    base = tmp_path_factory.mktemp("demo-inputs")
+    cfg = make_config(base / "inputs", *DEMO_SETTINGS)
+    t0 = time.perf_counter()
+    generate_demo(spark, cfg)
+    shutil.copytree(cfg.paths.root, base / "raw")            # the raw catalog, events and audio only
+    build_inputs(spark, cfg, generate=False)
+    print(f"demo inputs built on local[2] in {time.perf_counter() - t0:.0f} s")
+    return base / "raw", Path(cfg.paths.root)

@@ -137,14 +137,16 @@ def synth_frames(spark, n_tracks: int = 40, seed: int = 0):
 
 # --- Pipeline inputs -------------------------------------------------------------------------------
 
-def build_inputs(spark, cfg: Config) -> None:
-    """A generated demo catalog through ingest, features and spectrograms into ``cfg``'s warehouse."""
+def build_inputs(spark, cfg: Config, *, generate: bool = True) -> None:
+    """A generated demo catalog (``generate=False``: the one already under ``cfg``'s raw folder) through ingest,
+    features and spectrograms into ``cfg``'s warehouse."""
     from hitcast.demo.generate import generate_demo
     from hitcast.features.stage import run_features
     from hitcast.ingest.pipeline import run_ingest
     from hitcast.spectrograms.stage import run_spectrograms
 
-    generate_demo(spark, cfg)
+    if generate:
+        generate_demo(spark, cfg)
     run_ingest(spark, cfg)
     run_features(spark, cfg)
     run_spectrograms(spark, cfg)

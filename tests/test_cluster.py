@@ -1,13 +1,18 @@
 """The pipeline through ``spark-submit`` on a real Spark standalone cluster (a master and two one-core workers
-on this machine, on free ports), executors running the environment ``make package`` packed (``--archives``) and
-the library zip (``--py-files``); and what happens when a worker dies in the middle of a job.
+on this machine, on free ports), executors running the environment ``make package`` packed and the library zip
+(``--py-files``); and what happens when a worker dies in the middle of a job.
+
+The environment reaches the executors both ways a deployment can choose: the spectrogram job ships the archive
+(``--archives``, each executor unpacks it), every other job runs the copy unpacked once for the cluster
+(``cluster.python_env``: nothing shipped).
 
 One generated catalog, two copies: one goes through ingest, features, spectrograms, training (two barrier
-workers, one per executor) and scoring as ``spark-submit`` jobs on the cluster, the other through the same
-stages in-process on local[2]. Every table but the model-dependent ones must hold the same rows; the cluster's
-scores must be its own model bundle's output for the same inputs. Then a worker (its JVM, its executor and their
-Python workers) is SIGKILLed while the spectrogram job runs, and again while the scoring job runs: each job
-finishes on the other worker, and its table holds exactly the rows of the run without the kill.
+workers, one per executor) and scoring as ``spark-submit`` jobs on the session's cluster, the other through the
+data stages in-process on local[2] (``demo_inputs``, shared with the other cluster modules). Every data table
+must hold the same rows; the cluster's scores must be its own model bundle's output for the same inputs. Then a
+worker (its JVM, its executor and their Python workers) is SIGKILLed while the spectrogram job runs, and again
+while the scoring job runs: each job finishes on the other worker, and its table holds exactly the rows of the
+run without the kill.
 
 Marked ``cluster``: ``make test-cluster`` runs it alone; ``make test`` runs it too.
 """
@@ -23,35 +28,29 @@ import pytest
 from pyspark.sql import DataFrame, functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clusterfix import (RUN_COLUMNS, drop_ended_environments, driver_scratch, executor_logs, job_args,
-                        standalone_cluster, tasks_started, wait_for)
+from clusterfix import (DEMO_SETTINGS, RUN_COLUMNS, application_executors, applications, drop_ended_environments,
+                        driver_scratch, executor_logs, job_args, tasks_started, wait_for)
 from helpers import REPO, make_config
-from hitcast.cluster import standalone
-from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE, build_packages
+from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.cluster.workers import kill_worker, start_worker
-from hitcast.demo.generate import generate_demo
 from hitcast.features.examples import features_as_of
-from hitcast.features.stage import run_features
-from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
 from hitcast.model.promote import run_promote
 from hitcast.model.registry import version_dir
-from hitcast.model.training import run_training
 from hitcast.scoring.inputs import scoring_inputs
-from hitcast.scoring.stage import run_scoring
-from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
 
 pytestmark = pytest.mark.cluster
 
-SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
-            "demo.mc_draws=20", "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
+SETTINGS = [*DEMO_SETTINGS, "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
 #: Tables written by the data stages, compared row for row between the cluster and local[2].
 DATA_TABLES = ("catalog", "engagement_events", "quarantine", "training_examples", "spectrograms")
 #: Columns that say when a row was written, not what it holds.
 WRITE_TIME_COLUMNS = ("ingested_at", "computed_at", *RUN_COLUMNS)
 SUBMIT_TIMEOUT_S = 1500
+#: The pipeline's job that ships the packed environment (``--archives``); the others run the unpacked copy.
+SHIPPED_JOB = "spectrograms.py"
 
 
 def comparable(df: DataFrame, root: Path) -> DataFrame:
@@ -62,57 +61,47 @@ def comparable(df: DataFrame, root: Path) -> DataFrame:
                        for c, t in df.dtypes])
 
 
-def run_job(cfg, job: str, root: Path, *extra: str, name: str | None = None) -> float:
-    """``spark-submit jobs/<job>`` to the cluster with its data under ``root``; returns the seconds it took."""
+def run_job(cfg, job: str, root: Path, *extra: str, name: str | None = None, **options) -> tuple[float, str]:
+    """``spark-submit jobs/<job>`` to the cluster with its data under ``root`` (``options``: of
+    :func:`hitcast.cluster.submit.submit_command`); returns the seconds it took and its application's id."""
     t0 = time.perf_counter()
     args = job_args("standalone.yaml", root, *cfg.cluster_overrides, *SETTINGS) + list(extra)
+    earlier = applications(cfg.cluster)
     submit(cfg.cluster, REPO / "jobs" / job, args, log_path=root / "logs" / f"{name or job}.log",
-           timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg.cluster))
+           timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg.cluster), **options)
     seconds = time.perf_counter() - t0
+    (app,) = applications(cfg.cluster) - earlier
     drop_ended_environments(cfg.cluster)
-    return seconds
-
-
-class Cluster:
-    """The running cluster's configuration and the ``--set`` overrides that reach it."""
-
-    def __init__(self, cluster, overrides):
-        self.cluster, self.cluster_overrides = cluster, overrides
+    return seconds, app
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with standalone_cluster(tmp_path_factory.mktemp("cluster")) as (cfg, overrides):
-        yield Cluster(cfg, overrides)
+def cluster(session_cluster):
+    """The session's standalone cluster (``clusterfix.Cluster``)."""
+    return session_cluster
 
 
 @pytest.fixture(scope="module")
-def roots(spark, tmp_path_factory):
-    """(cluster root, local root): one generated catalog; the local copy through every stage on local[2]."""
-    local = make_config(tmp_path_factory.mktemp("on-local"), *SETTINGS)
-    generate_demo(spark, local)
+def roots(demo_inputs, tmp_path_factory):
+    """(cluster root, local root): one generated catalog, as generated for the cluster; through the data
+    stages on local[2] (read-only: the session's ``demo_inputs``)."""
+    raw, local_root = demo_inputs
     cluster_root = tmp_path_factory.mktemp("on-cluster") / "root"
-    shutil.copytree(local.paths.root, cluster_root)          # the raw catalog, events and audio only
-    run_ingest(spark, local)
-    run_features(spark, local)
-    run_spectrograms(spark, local)
-    run_training(spark, local)
-    run_promote(spark, local)
-    run_scoring(spark, local)
-    return cluster_root, Path(local.paths.root)
+    shutil.copytree(raw, cluster_root)
+    return cluster_root, local_root
 
 
 @pytest.fixture(scope="module")
 def pipeline(spark, roots, cluster):
-    """The cluster copy through every job by ``spark-submit`` (promotion, a driver-only step, in-process)."""
+    """The cluster copy through every job by ``spark-submit`` (promotion, a driver-only step, in-process):
+    {job: (seconds, application id)}. :data:`SHIPPED_JOB` ships the environment archive."""
     cluster_root, _ = roots
-    print(f"packages: {build_packages()}")
-    times = {job: run_job(cluster, job, cluster_root) for job in
-             ("ingest.py", "features.py", "spectrograms.py", "train.py")}
+    runs = {job: run_job(cluster, job, cluster_root, **({"python_env": ""} if job == SHIPPED_JOB else {}))
+            for job in ("ingest.py", "features.py", "spectrograms.py", "train.py")}
     run_promote(spark, make_config(cluster_root, *SETTINGS))
-    times["score.py"] = run_job(cluster, "score.py", cluster_root)
-    print("spark-submit on the cluster: " + ", ".join(f"{j} {s:.0f} s" for j, s in times.items()))
-    return times
+    runs["score.py"] = run_job(cluster, "score.py", cluster_root)
+    print("spark-submit on the cluster: " + ", ".join(f"{j} {s:.0f} s" for j, (s, _) in runs.items()))
+    return runs
 
 
 @pytest.mark.parametrize("table", DATA_TABLES)
@@ -124,18 +113,28 @@ def test_each_data_table_on_the_cluster_holds_the_rows_of_local(spark, roots, pi
     assertDataFrameEqual(comparable(on_cluster, cluster_root), comparable(on_local, local_root))
 
 
+def unpacking(executor: Path) -> list[str]:
+    """The lines of an executor's log that say it unpacked an archive."""
+    return [line for line in (executor / "stderr").read_text(errors="replace").splitlines()
+            if "Unpacking an archive" in line]
+
+
 def test_executors_ran_the_shipped_environment(roots, pipeline, cluster):
-    work = standalone.cluster_dir(cluster.cluster) / "work"
-    executors = sorted(work.glob("worker-*/app-*/*"))
+    executors = {job: application_executors(cluster.cluster, app) for job, (_, app) in pipeline.items()}
     # one executor per worker for each of the five applications
-    assert len(executors) == 10 and {p.parts[-3] for p in executors} == {"worker-0", "worker-1"}
-    # each unpacked the archive as ./environment (whose bin/python ran its tasks: spark.pyspark.python); the
-    # unpacked copies themselves were deleted once each application ended (clusterfix.drop_ended_environments)
-    unpacked = {p: [line for line in (p / "stderr").read_text(errors="replace").splitlines()
-                    if "Unpacking an archive" in line and ENV_ARCHIVE.name in line] for p in executors}
-    assert all(len(lines) == 1 and lines[0].rstrip().endswith(f"/{ENV_ALIAS}") for lines in unpacked.values()), \
-        unpacked
-    assert not any((p / ENV_ALIAS).exists() for p in executors)
+    assert all(len(found) == 2 and {p.parts[-3] for p in found} == {"worker-0", "worker-1"}
+               for found in executors.values()), executors
+    # the shipping job's executors each unpacked the archive as ./environment (whose bin/python ran its tasks:
+    # spark.pyspark.python); the unpacked copies were deleted once the application ended
+    # (clusterfix.drop_ended_environments)
+    shipped = {p: unpacking(p) for p in executors[SHIPPED_JOB]}
+    assert all(len(lines) == 1 and ENV_ARCHIVE.name in lines[0] and lines[0].rstrip().endswith(f"/{ENV_ALIAS}")
+               for lines in shipped.values()), shipped
+    assert not any((p / ENV_ALIAS).exists() for p in shipped)
+    # the other jobs' executors unpacked nothing: they ran the environment installed for the cluster
+    installed = [p for job, found in executors.items() if job != SHIPPED_JOB for p in found]
+    assert len(installed) == 8 and not any(unpacking(p) or (p / ENV_ALIAS).exists() for p in installed)
+    assert (cluster.python_env / "bin" / "python").exists()
 
 
 def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipeline, cluster):
@@ -143,11 +142,12 @@ def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipelin
     models = read_table(spark, make_config(cluster_root, *SETTINGS), "models").collect()
     assert [(m.variant, m.workers) for m in models] == [("fused", 2)]
     # a barrier task logs its allGather ("... has entered the global sync") in its executor's log: the training
-    # application's executor on each of the two workers ran one
+    # application's executor on each of the two workers ran one, no other application of the pipeline did
+    apps = {app for _, app in pipeline.values()}
     synced = {worker: {log.parts[-3] for log in executor_logs(cluster.cluster, worker)
-                       if "has entered the global sync" in log.read_text(errors="replace")}
+                       if log.parts[-3] in apps and "has entered the global sync" in log.read_text(errors="replace")}
               for worker in (0, 1)}
-    assert len(synced[0]) == 1 and synced[0] == synced[1], synced
+    assert synced[0] == synced[1] == {pipeline["train.py"][1]}, synced
 
 
 def test_cluster_scores_are_the_bundles_output_for_the_same_inputs(spark, roots, pipeline):
@@ -156,7 +156,7 @@ def test_cluster_scores_are_the_bundles_output_for_the_same_inputs(spark, roots,
     stored = read_table(spark, cfg, "predictions").toPandas().sort_values("track_id").reset_index(drop=True)
     assert stored["model_version"].nunique() == 1 and len(stored) == 60
     as_of = stored["as_of"].iloc[0]
-    features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_events"),
+    features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_daily"),
                               as_of=as_of, cfg=cfg)
     inputs = scoring_inputs(features, read_table(spark, cfg, "spectrograms")).toPandas()
     scores = load_bundle(version_dir(cfg, stored["model_version"].iloc[0])).predict_pandas(inputs)

@@ -1,12 +1,13 @@
 """A training worker dies on a real standalone cluster (a master and two one-core workers on this machine).
 
-One set of inputs (a generated catalog through ingest, features and spectrograms, in-process on local[2]) in
-two copies. The first copy trains by ``spark-submit jobs/train.py`` straight through. The second is submitted
-too, and worker 1 (its JVM, its executor, the Python worker and the TensorFlow worker under it) is SIGKILLed
-once the chief has written the checkpoint of epoch 1: the barrier stage cannot recover, the job must exit
-non-zero and say which epoch its last checkpoint holds, where, and that a re-run resumes from it. Worker 1 is
-started again and the same command re-run: it must log that it resumes from that checkpoint and register the
-version. The weights are compared with the straight run's and the difference printed (not asserted: two fresh
+One set of inputs (a generated catalog through ingest, features and spectrograms, in-process on local[2]: the
+session's ``demo_inputs``, shared with the other cluster modules) in two copies, on the session's cluster; the
+jobs run the environment installed for it (``cluster.python_env``). The first copy trains by ``spark-submit
+jobs/train.py`` straight through. The second is submitted too, and worker 1 (its JVM, its executor, the Python
+worker and the TensorFlow worker under it) is SIGKILLed once the chief has written the checkpoint of epoch 1:
+the barrier stage cannot recover, the job must exit non-zero and say which epoch its last checkpoint holds,
+where, and that a re-run resumes from it. Worker 1 is started again and the same command re-run: it must log
+that it resumes from that checkpoint and register the version. The weights are compared with the straight run's and the difference printed (not asserted: two fresh
 jobs on the cluster already differ at epoch 1, see the end of the test).
 
 Marked ``cluster``: ``make test-cluster`` runs it with the other cluster tests.
@@ -23,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from clusterfix import drop_ended_environments, driver_scratch, job_args, standalone_cluster, wait_for
-from helpers import REPO, build_inputs, make_config
+from clusterfix import DEMO_SETTINGS, drop_ended_environments, driver_scratch, job_args, wait_for
+from helpers import REPO, make_config
 from hitcast.cluster import standalone
-from hitcast.cluster.package import build_packages
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.cluster.workers import kill_worker, start_worker
 from hitcast.model import registry
@@ -37,17 +37,17 @@ pytestmark = pytest.mark.cluster
 EPOCHS = 8
 #: Small inputs; small batches so that an epoch takes several steps and the kill lands mid-training;
 #: one Petastorm reader thread, which makes every epoch's data order a function of (seed, epoch, rank).
-SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
-            "demo.mc_draws=20", f"train.epochs={EPOCHS}", "train.batch_size=4", "train.workers=2",
-            "train.ensemble=1", "train.reader_workers=1"]
+SETTINGS = [*DEMO_SETTINGS, f"train.epochs={EPOCHS}", "train.batch_size=4", "train.workers=2", "train.ensemble=1",
+            "train.reader_workers=1"]
 SUBMIT_TIMEOUT_S = 1500
 FAILED = re.compile(r"training of (\S+) failed: (.*)\. the last checkpoint holds epoch (\d+) at (\S+); "
                     r"re-running the same command resumes from it")
 
 
-def trainloop_processes(cluster_dir: Path) -> list[int]:
-    """PIDs of training worker processes (``hitcast.model.trainloop``) running in this cluster's executors."""
-    found = []
+def trainloop_processes(cluster_dir: Path) -> dict[int, str]:
+    """Training worker processes (``hitcast.model.trainloop``) running in this cluster's executors: their
+    interpreter (the first word of the command line) by PID."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -57,7 +57,7 @@ def trainloop_processes(cluster_dir: Path) -> list[int]:
         except OSError:
             continue
         if b"hitcast.model.trainloop" in cmd and cwd.startswith(str(cluster_dir)):
-            found.append(int(proc.name))
+            found[int(proc.name)] = cmd.split(b" ")[0].decode()
     return found
 
 
@@ -77,24 +77,20 @@ def saved_checksum(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with standalone_cluster(tmp_path_factory.mktemp("cluster")) as (cfg, overrides):
-        yield cfg, overrides
+def cluster(session_cluster):
+    """The session's standalone cluster: (configuration, ``--set`` overrides, installed environment)."""
+    return session_cluster.cluster, session_cluster.cluster_overrides, session_cluster.python_env
 
 
 @pytest.fixture(scope="module")
-def inputs(spark, tmp_path_factory) -> Path:
-    cfg = make_config(tmp_path_factory.mktemp("inputs") / "root", *SETTINGS)
-    t0 = time.perf_counter()
-    build_inputs(spark, cfg)
-    print(f"inputs built on local[2] in {time.perf_counter() - t0:.0f} s")
-    return Path(cfg.paths.root)
+def inputs(demo_inputs) -> Path:
+    """The session's demo catalog through the data stages (read-only: copy it)."""
+    return demo_inputs[1]
 
 
 def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_model(spark, inputs, cluster,
                                                                                       tmp_path):
-    cfg, overrides = cluster
-    print(f"packages: {build_packages()}")
+    cfg, overrides, python_env = cluster
     straight_root, killed_root = tmp_path / "straight", tmp_path / "killed"
     for root in (straight_root, killed_root):
         shutil.copytree(inputs, root, ignore=shutil.ignore_patterns("logs"))
@@ -116,6 +112,7 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
         wait_for(lambda: any((killed_root / "models").glob("*/checkpoints/epoch-*/state.json")),
                  timeout_s=SUBMIT_TIMEOUT_S, what="the chief's checkpoint of epoch 1", proc=proc, log=failed_log,
                  poll_s=0.05)
+        workers = trainloop_processes(standalone.cluster_dir(cfg))
         kill_worker(cfg, 1)
         killed = True
         code = proc.wait(timeout=SUBMIT_TIMEOUT_S)
@@ -133,6 +130,9 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
     assert found, log_tail(failed_log, 40)
     version, cause, epoch, where = found.group(1), found.group(2), int(found.group(3)), Path(found.group(4))
     print(f"failed run: exit {code}, last checkpoint epoch {epoch}; cause: {cause[:300]}")
+    # both TensorFlow workers ran the environment installed for the cluster (cluster.python_env), not an
+    # unpacked archive: nothing was shipped
+    assert sorted(workers.values()) == [str(python_env / "bin" / "python")] * 2, workers
     assert 1 <= epoch < EPOCHS
     assert where == registry.version_dir(make_config(killed_root, *SETTINGS), version) / "checkpoints" / \
         f"epoch-{epoch:04d}"
