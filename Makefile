@@ -13,8 +13,8 @@ export PYSPARK_DRIVER_PYTHON := $(PYTHON)
 export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
-.PHONY: help setup venv jars demo hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds bench-scoring bench-cluster package clean clean-data test-cluster
+.PHONY: help setup venv jars demo daily hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
+        bench-seeds bench-scoring bench-cluster bench-daily package clean clean-data test-cluster
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -45,6 +45,10 @@ demo: setup  ## generate the demo catalog and run every stage on local[*]
 	$(JOB)/promote.py --conf $(CONF)
 	$(JOB)/score.py --conf $(CONF)
 	$(JOB)/summary.py --conf $(CONF)
+
+AS_OF ?=
+daily: setup  ## the daily run in one Spark application (ingest, spectrograms, aggregates, features, scoring); AS_OF=YYYY-MM-DD
+	$(JOB)/daily.py --conf $(CONF) $(if $(AS_OF),--as-of $(AS_OF))
 
 hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs (ingest, then evaluate)
 	$(JOB)/ingest.py --conf conf/spotify-hit-predictor.yaml
@@ -86,6 +90,12 @@ bench-seeds: setup  ## demo evaluation over several training seeds (after make d
 
 bench-features: setup  ## features job on a generated 100,000-track catalog
 	$(PYTHON) bench/bench_features.py --conf $(CONF)
+
+# DuckDB is the benchmark's peer only: installed here, never a dependency of hitcast.
+DUCKDB := duckdb==1.4.3
+bench-daily: setup  ## features for 17 cutoffs vs DuckDB, and a simulated week of daily runs (on the bench-features catalog)
+	$(PYTHON) -c "import duckdb" 2>/dev/null || $(PYTHON) -m pip install -q $(DUCKDB)
+	$(PYTHON) bench/bench_daily.py --conf $(CONF)
 
 bench-cluster: setup package  ## per-stage rates on the standalone cluster, 1 vs 2 executors (conf/standalone.yaml)
 	$(PYTHON) bench/bench_cluster.py --conf $(CLUSTER_CONF)

@@ -26,7 +26,7 @@ from hitcast.model.training import run_training
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
-from hitcast.tables import read_table
+from hitcast.tables import read_table, table_version
 
 SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
             "demo.mc_draws=20", "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
@@ -302,3 +302,46 @@ def test_predictions_keep_their_change_feed_and_history(spark, scored):
         "delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true",
         "delta.logRetentionDuration": "interval 30 days",
         "delta.deletedFileRetentionDuration": "interval 30 days"}
+
+
+def test_the_daily_run_takes_in_one_new_day_and_a_rerun_changes_no_table(spark, scored):
+    """jobs/daily.py's stages in one session: a new day's event file is read (and only it), its events reach
+    engagement_daily, the features as of the next day and the scores of its tracks; the same day again
+    changes no table."""
+    from hitcast.dailyrun import run_daily
+
+    cfg, trained, first = scored
+    day = first.as_of
+    tracks = sorted(r.track_id for r in read_table(spark, cfg, "catalog").limit(2).collect())
+    lines = [json.dumps({"event_id": f"day-{k}", "user_id": f"u-day-{k}", "track_id": t, "event_type": "play",
+                         "event_time": f"{day}T0{k}:30:00Z", "ms_played": 120000}) + "\n"
+             for k, t in enumerate(tracks * 2)]
+    (cfg.path(cfg.ingest.events_path) / f"events-{day}.jsonl").write_text("".join(lines))
+    as_of = day + dt.timedelta(days=1)
+    plays_before = {r.track_id: r.plays_total for r in read_table(spark, cfg, "scoring_features").where(
+        F.col("cutoff") == F.lit(first.as_of)).where(F.col("track_id").isin(tracks)).collect()}
+
+    s = run_daily(spark, cfg, as_of=as_of, model_version=trained.version)
+    assert [st.name for st in s.stages] == ["ingest", "spectrograms", "aggregates", "features", "scoring"]
+    by = {st.name: st.changed for st in s.stages}
+    assert by["ingest"].startswith("1 new event files, 4 events added")
+    assert by["spectrograms"].startswith("0 decoded")
+    assert "4 events into 2 new and 0 updated track-days" in by["aggregates"]
+    assert by["features"] == f"as of {as_of}: computed"
+    feats = {r.track_id: r for r in read_table(spark, cfg, "scoring_features").where(
+        F.col("cutoff") == F.lit(as_of)).collect()}
+    assert {t: feats[t].plays_total for t in tracks} == {t: (plays_before[t] or 0) + 2 for t in tracks}
+    run = read_table(spark, cfg, "scoring_runs").orderBy(F.desc("ended_at")).first()
+    assert run.as_of == as_of and set(tracks) <= rescored_in(spark, cfg, run.run_id)
+
+    tables = ["catalog", "engagement_events", "engagement_daily", "ingested_files", "quarantine", "spectrograms",
+              "scoring_features", "predictions", "scoring_runs", "audio_embeddings"]
+    versions = {t: table_version(spark, cfg.table(t)) for t in tables}
+    again = run_daily(spark, cfg, as_of=as_of, model_version=trained.version)
+    assert {t: table_version(spark, cfg.table(t)) for t in tables} == versions
+    by = {st.name: st.changed for st in again.stages}
+    assert by["ingest"].startswith("0 new event files, 0 events added")
+    assert by["aggregates"].startswith("current with engagement_events")
+    assert by["features"] == f"as of {as_of}: reused"
+    assert by["scoring"] == f"model {trained.version}: nothing changed since run {run.run_id}"
+    assert str(again).splitlines()[0].startswith(f"daily run as of {as_of}: ")

@@ -106,6 +106,8 @@ class IngestSection:
     #: Derive catalog rows (no audio) from the events for tracks the catalog lacks.
     derive_catalog: bool
     events_partition_by: list[str]
+    #: Read only the event files ``ingested_files`` does not hold unchanged (same path, size, modification time).
+    new_files_only: bool
     csv_options: dict[str, str]
 
 

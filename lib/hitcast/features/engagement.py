@@ -82,7 +82,9 @@ def windowed(daily: DataFrame, cutoffs: Sequence[dt.date], windows: list[int]) -
     longest = max([*windows, 2 * TREND_DAYS])
     d = F.col("event_date")
     cuts = F.broadcast(cutoff_frame(daily.sparkSession, cutoffs).select("cutoff"))
-    pairs = daily.join(cuts, (d < F.col("cutoff")) & (d >= _days_before(longest)))
+    # the literal bounds let Delta skip the files of other days (their min/max event_date)
+    near = daily.where((d >= F.lit(min(cutoffs) - dt.timedelta(days=longest))) & (d < F.lit(max(cutoffs))))
+    pairs = near.join(cuts, (d < F.col("cutoff")) & (d >= _days_before(longest)))
 
     def total(cond: Column, col: str) -> Column:
         return F.coalesce(F.sum(F.when(cond, F.col(col))), F.lit(0)).cast("long")

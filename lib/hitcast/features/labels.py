@@ -31,7 +31,8 @@ def future_plays(daily: DataFrame, cutoffs: Sequence[dt.date], horizon_days: int
     """
     cuts = F.broadcast(cutoff_frame(daily.sparkSession, cutoffs).select("cutoff"))
     d = F.col("event_date")
-    days = daily.where(F.col("plays") > 0).select("track_id", "event_date", "plays")
+    near = (d >= F.lit(min(cutoffs))) & (d < F.lit(max(cutoffs) + dt.timedelta(days=horizon_days)))
+    days = daily.where(near & (F.col("plays") > 0)).select("track_id", "event_date", "plays")
     return (days.join(cuts, (d >= F.col("cutoff")) & (d < F.date_add(F.col("cutoff"), horizon_days)))
             .groupBy("track_id", "cutoff").agg(F.sum("plays").cast("long").alias("future_plays")))
 

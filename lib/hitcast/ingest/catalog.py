@@ -9,6 +9,8 @@ quarantined); a losing row with the SAME ``updated_at`` and other data is quaran
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -42,16 +44,21 @@ def _parse_bool(c: Column) -> Column:
             .when(low.isin("false", "0", "no", "n", "f"), F.lit(False)))
 
 
-def read_catalog_files(spark: SparkSession, cfg: Config) -> list[DataFrame]:
-    """Every catalog file as a raw frame (see :mod:`hitcast.ingest.readers`), mapped to contract names."""
+def read_catalog_files(spark: SparkSession, cfg: Config,
+                       keep: Callable[[Sequence[Path]], list[Path]] | None = None) -> tuple[list[DataFrame], list[Path]]:
+    """Every catalog file (``keep`` selects them, when given) as a raw frame (see :mod:`hitcast.ingest.readers`),
+    mapped to contract names; and the files read."""
     ing = cfg.ingest
     frames = []
     files = list_files(cfg.path(ing.catalog_path), ing.catalog_format)
+    if keep is not None:
+        chosen = set(keep([p for p, _ in files]))
+        files = [(p, f) for p, f in files if p in chosen]
     for path, fmt in files:
         df = read_any(spark, path, fmt=fmt, csv_options=ing.csv_options)
         frames.append(apply_mapping(df, ing.column_mapping, ing.derived_columns))
     log.info("catalog: %d files under %s", len(files), cfg.path(ing.catalog_path))
-    return frames
+    return frames, [p for p, _ in files]
 
 
 def classify_catalog(df: DataFrame, required: list[str]) -> DataFrame:

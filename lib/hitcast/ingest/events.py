@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -19,29 +21,34 @@ log = logging.getLogger(__name__)
 NAME_COLUMNS = ["artist_name", "title"]
 
 
-def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | None = None
-                     ) -> tuple[DataFrame | None, int]:
+def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | None = None,
+                     keep: Callable[[Sequence[Path]], list[Path]] | None = None
+                     ) -> tuple[DataFrame | None, list[Path]]:
     """All event files, mapped to contract names.
 
     Without a profile: the events contract (JSON lines read together; Parquet one by one; column names
     through ``ingest.events_column_mapping``). With one: the export files it selects, through
     :func:`hitcast.ingest.exports.map_profile` (which adds ``artist_name``, ``title``, ``not_a_track``,
-    ``pre_reason`` and ``pre_detail``).
+    ``pre_reason`` and ``pre_detail``). ``keep`` (e.g. :func:`hitcast.ingest.manifest.unseen`) selects the
+    files to read.
 
     Returns
     -------
-    (DataFrame or None, int)
-        The raw frame (``None`` when there is no event file) and the number of files read.
+    (DataFrame or None, list of Path)
+        The raw frame (``None`` when there is no event file to read) and the files read.
     """
     ing = cfg.ingest
     location = cfg.path(ing.events_path)
     if profile is not None:
-        raw, n = read_export_files(spark, location, profile)
+        raw, read = read_export_files(spark, location, profile, keep)
         root = location if location.is_dir() else location.parent
         while not root.is_dir() and root != root.parent:       # a glob: the folder above its first pattern
             root = root.parent
-        return (None if raw is None else map_profile(raw, profile, root=root)), n
+        return (None if raw is None else map_profile(raw, profile, root=root)), read
     files = list_files(location, ing.events_format)
+    if keep is not None:
+        chosen = set(keep([p for p, _ in files]))
+        files = [(p, f) for p, f in files if p in chosen]
     inverse = {dst: src for src, dst in ing.events_column_mapping.items()}
     wanted = sorted({inverse.get(c, c) for c in EVENT_SOURCE})
     frames = []
@@ -54,7 +61,7 @@ def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | N
                     "skipping %s", [p.name for p, f in files if f == "csv"])
     log.info("events: %d files under %s", len(files), location)
     if not frames:
-        return None, 0
+        return None, []
     df = frames[0]
     for other in frames[1:]:
         df = df.unionByName(other, allowMissingColumns=True)
@@ -62,7 +69,7 @@ def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | N
     for c in EVENT_SOURCE:
         if c not in df.columns:
             df = df.withColumn(c, F.lit(None).cast("string"))
-    return df, len(json_files) + sum(1 for _, f in files if f == "parquet")
+    return df, [*json_files, *[p for p, f in files if f == "parquet"]]
 
 
 def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataFrame:

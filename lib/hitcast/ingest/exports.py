@@ -18,6 +18,7 @@ import fnmatch
 import logging
 from functools import reduce
 from pathlib import Path
+from typing import Callable, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -45,19 +46,23 @@ def export_files(location: Path, profile: EventProfile) -> list[Path]:
     return paths
 
 
-def read_export_files(spark: SparkSession, location: Path, profile: EventProfile) -> tuple[DataFrame | None, int]:
-    """Raw records of the export files (every source field a string; :mod:`hitcast.ingest.readers`).
+def read_export_files(spark: SparkSession, location: Path, profile: EventProfile,
+                      keep: Callable[[Sequence[Path]], list[Path]] | None = None) -> tuple[DataFrame | None, list[Path]]:
+    """Raw records of the export files (every source field a string; :mod:`hitcast.ingest.readers`); only
+    those ``keep`` keeps, when given.
 
     Returns
     -------
     (DataFrame or None, int)
         ``source_file, source_path, row_pos, raw_record, malformed, read_detail`` and
-        ``profile.source_fields``; ``None`` when no file matches. The number of files.
+        ``profile.source_fields``; ``None`` when no file matches. The files read.
     """
     paths = export_files(location, profile)
     log.info("events: %d %s files under %s", len(paths), profile.profile, location)
+    if keep is not None:
+        paths = keep(paths)
     if not paths:
-        return None, 0
+        return None, []
     cols = list(profile.source_fields)
     if profile.reader == "json_array":
         df = read_json_arrays(spark, paths, cols)
@@ -75,7 +80,7 @@ def read_export_files(spark: SparkSession, location: Path, profile: EventProfile
                                      "raw_record", "malformed", F.lit(None).cast("string").alias("read_detail"),
                                      *[F.col(f"`{c}`") for c in cols]))
         df = reduce(DataFrame.unionByName, frames)
-    return df, len(paths)
+    return df, list(paths)
 
 
 def with_source_names(df: DataFrame, root: Path) -> DataFrame:

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.errors import ConfigError
+from hitcast.ingest import manifest
 from hitcast.ingest import reasons as R
 from hitcast.ingest.catalog import (CATALOG_UPDATE_WHEN, catalog_rows, classify_catalog, read_catalog_files,
                                     resolve_collisions)
@@ -46,11 +47,13 @@ def _reason_counts(df: DataFrame) -> tuple[int, dict[str, int]]:
 
 def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
     """Classify, resolve and MERGE the catalog; returns its quarantine rows (or None without files)."""
-    frames = read_catalog_files(spark, cfg)
+    keep = manifest.unseen(spark, cfg, "catalog") if cfg.ingest.new_files_only else None
+    frames, summary.catalog_files = read_catalog_files(spark, cfg, keep)
     s = summary.catalog
     s.files = len(frames)
     if not frames:
-        log.warning("no catalog file under %s", cfg.path(cfg.ingest.catalog_path))
+        log.log(logging.INFO if keep is not None else logging.WARNING, "no %scatalog file under %s",
+                "new " if keep is not None else "", cfg.path(cfg.ingest.catalog_path))
         return None
     classified = reduce(lambda a, b: a.unionByName(b), [classify_catalog(f, cfg.ingest.catalog_required)
                                                         for f in frames]).persist(StorageLevel.MEMORY_AND_DISK)
@@ -93,9 +96,12 @@ def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: I
     if profile is not None and (cfg.ingest.events_column_mapping or cfg.ingest.events_format != "auto"):
         log.warning("events: profile %s decides the reader and the fields; ingest.events_format and "
                     "ingest.events_column_mapping are not used", profile.profile)
-    raw, s.files = read_event_files(spark, cfg, profile)
+    keep = manifest.unseen(spark, cfg, "events") if cfg.ingest.new_files_only else None
+    raw, summary.event_files = read_event_files(spark, cfg, profile, keep)
+    s.files = len(summary.event_files)
     if raw is None:
-        log.warning("no event file under %s", cfg.path(cfg.ingest.events_path))
+        log.log(logging.INFO if keep is not None else logging.WARNING, "no %sevent file under %s",
+                "new " if keep is not None else "", cfg.path(cfg.ingest.events_path))
         return None
     raw = raw.persist(StorageLevel.DISK_ONLY)
     events, s.skipped = split_not_music(raw)
@@ -120,11 +126,26 @@ def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: I
     good = event_rows(good_all, known, now)
     summary.unknown_track_events = good.where(~F.col("known_track")).count()
     parts = list(cfg.ingest.events_partition_by)
-    s.rows_inserted = merge_upsert(spark, good.repartition(*parts) if parts else good,
-                                   location=cfg.table("engagement_events"), keys=["event_id"], update=False,
-                                   partition_by=parts).inserted
-    summary.known_track_flipped = flag_known_tracks(spark, cfg.table("engagement_events"), cat_loc)
-    return classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+    ev_loc = cfg.table("engagement_events")
+    before = table_version(spark, ev_loc)
+    s.rows_inserted = merge_upsert(spark, good.repartition(*parts) if parts else good, location=ev_loc,
+                                   keys=["event_id"], update=False, partition_by=parts).inserted
+    summary.known_track_flipped = flag_known_tracks(spark, ev_loc, cat_loc)
+    bad = classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+    if keep is not None and before is not None and s.rows_inserted < s.rows_valid:
+        bad = bad.unionByName(redelivered(spark, ev_loc, before, good_all, raw))
+    return bad
+
+
+def redelivered(spark: SparkSession, events_location: str, version: int, good: DataFrame,
+                raw: DataFrame) -> DataFrame:
+    """Quarantine rows (``duplicate_event``) for the good events of this run whose ``event_id`` the table held
+    at ``version`` already (delivered again in a file not read before), with their raw records."""
+    held = spark.read.format("delta").option("versionAsOf", version).load(events_location).select("event_id")
+    again = good.join(held, "event_id", "left_semi").select("source_file", "row_pos")
+    return (raw.join(again, ["source_file", "row_pos"], "left_semi")
+            .select("source_file", "raw_record", F.lit(R.DUPLICATE_EVENT).alias("reason"),
+                    F.lit("event_id ingested before").alias("detail")))
 
 
 def flag_known_tracks(spark: SparkSession, events_location: str, catalog_location: str) -> int:
@@ -150,7 +171,8 @@ def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
     """Load the raw catalog and events into Delta; bad records go to ``quarantine``.
 
     Re-running over the same files changes no table (MERGE on keys, insert-only for events and
-    quarantine, catalog rows updated only when a row wins by the collision rule and differs).
+    quarantine, catalog rows updated only when a row wins by the collision rule and differs). With
+    ``ingest.new_files_only``, event files already taken in unchanged (``ingested_files``) are not read.
 
     Returns
     -------
@@ -168,5 +190,7 @@ def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
             q = quarantine_rows(bad, source, now)
             part.quarantine_inserted = merge_upsert(spark, q, location=cfg.table("quarantine"), keys=QKEYS,
                                                     update=False).inserted
+    manifest.record(spark, cfg, "catalog", summary.catalog_files, now)
+    manifest.record(spark, cfg, "events", summary.event_files, now)
     spark.catalog.clearCache()
     return summary

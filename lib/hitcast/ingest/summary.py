@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -39,6 +40,10 @@ class IngestSummary:
     #: Catalog rows derived from the logs (``ingest.derive_catalog``): added, and moved to an earlier first seen.
     derived_inserted: int = 0
     derived_updated: int = 0
+    #: The catalog files this run read (with ``ingest.new_files_only``, only those not taken in before).
+    catalog_files: list[Path] = field(default_factory=list)
+    #: The event files this run read (with ``ingest.new_files_only``, only those not taken in before).
+    event_files: list[Path] = field(default_factory=list)
 
     def __str__(self) -> str:
         """One line per input, then the catalog collisions."""
