@@ -12,12 +12,14 @@ data stages in-process on local[2] (``demo_inputs``, shared with the other clust
 must hold the same rows; the cluster's scores must be its own model bundle's output for the same inputs. Then a
 worker (its JVM, its executor and their Python workers) is SIGKILLed while the spectrogram job runs, and again
 while the scoring job runs: each job finishes on the other worker, and its table holds exactly the rows of the
-run without the kill.
+run without the kill. Last, the daily job (jobs/daily.py) takes in a new day on a copy of the pipeline's data.
 
 Marked ``cluster``: ``make test-cluster`` runs it alone; ``make test`` runs it too.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -221,3 +223,32 @@ def test_a_worker_killed_during_the_scoring_job(spark, roots, pipeline, cluster,
     assert after.groupBy("track_id", "model_version").count().where("count > 1").count() == 0
     before = read_table(spark, make_config(cluster_root, *SETTINGS), "predictions")
     assertDataFrameEqual(after.drop(*RUN_COLUMNS), before.drop(*RUN_COLUMNS))
+
+
+def test_the_daily_run_through_spark_submit(spark, roots, pipeline, cluster, tmp_path):
+    """jobs/daily.py as an operator schedules it: one application on the cluster takes in a new day's event file
+    and scores the champion as of the next day; its features are what the library computes from the same tables."""
+    cluster_root, _ = roots
+    root = fresh_copy(cluster_root, tmp_path / "root", ())
+    cfg = make_config(root, *SETTINGS)
+    day = read_table(spark, cfg, "engagement_daily").agg(F.max("event_date")).first()[0] + dt.timedelta(days=1)
+    as_of = day + dt.timedelta(days=1)
+    tracks = sorted(r.track_id for r in read_table(spark, cfg, "catalog").orderBy("track_id").limit(2).collect())
+    (root / "raw" / "events" / f"day-{day}.jsonl").write_text("".join(
+        json.dumps({"event_id": f"day-{k}", "user_id": f"u-day-{k}", "track_id": t, "event_type": "play",
+                    "event_time": f"{day}T1{k}:00:00Z", "ms_played": 100000}) + "\n"
+        for k, t in enumerate(tracks * 2)))
+    run_job(cluster, "daily.py", root, "--as-of", str(as_of), name="daily")
+    log = (root / "logs" / "daily.log").read_text(errors="replace")
+    assert f"daily run as of {as_of}: " in log and "1 new event files, 4 events added" in log, log[-3000:]
+    days = read_table(spark, cfg, "engagement_daily").where(F.col("event_date") == F.lit(day))
+    assert sorted((r.track_id, r.plays, r.events) for r in days.collect()) == [(t, 2, 2) for t in tracks]
+    (run,) = read_table(spark, cfg, "scoring_runs").where(F.col("as_of") == F.lit(as_of)).collect()
+    champion = read_table(spark, cfg, "models").where("role = 'champion'").first().model_version
+    assert run.model_version == champion and run.rescored >= len(tracks)
+    stored = read_table(spark, cfg, "scoring_features").where(F.col("cutoff") == F.lit(as_of))
+    want = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_daily"),
+                          as_of=as_of, cfg=cfg)
+    assertDataFrameEqual(stored.select(*want.columns), want, rtol=0, atol=0)
+    scored = {r.track_id for r in read_table(spark, cfg, "predictions").where(F.col("run_id") == run.run_id).collect()}
+    assert set(tracks) <= scored
