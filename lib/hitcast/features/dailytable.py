@@ -100,7 +100,9 @@ def aggregated_rows_changed(changes: DataFrame) -> bool:
 def _merge(spark: SparkSession, location: str, rows: DataFrame, state: str) -> tuple[int, int]:
     from delta.tables import DeltaTable
 
-    cond = " AND ".join(f"t.{k} = s.{k}" for k in KEYS)
+    first = rows.agg(F.min("event_date")).first()[0]
+    # the literal bound lets Delta skip every file of earlier days (their max event_date) without reading it
+    cond = " AND ".join(f"t.{k} = s.{k}" for k in KEYS) + f" AND t.event_date >= DATE'{first.isoformat()}'"
     with tagged_commits(spark, state):
         (DeltaTable.forPath(spark, location).alias("t").merge(rows.alias("s"), cond)
          .whenMatchedUpdate(set=combine("t", "s")).whenNotMatchedInsertAll().execute())
