@@ -4,8 +4,8 @@ A cutoff T is 00:00 UTC of its date, so "events with ``event_time < T``" are exa
 "``T - w days <= event_time < T``" the days ``[T - w, T)``. All cutoffs are computed at once, in two parts that
 never pair a day with more cutoffs than it can matter to:
 
-- **Totals** (``plays_total``, ``first_event``): each day falls in one segment between consecutive cutoffs; a
-  track's segments are summed cumulatively, and each cutoff takes the last segment before it.
+- **Totals** (``plays_total``, ``first_event``): one aggregation per track, a conditional sum and minimum per
+  cutoff.
 - **Windows**: each day is paired only with the cutoffs whose longest window holds it (with monthly cutoffs
   and a 90-day window, about three).
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 #: Window (days) of the trend's two halves.
@@ -51,24 +51,26 @@ def _days_before(days: int) -> Column:
     return F.date_sub(F.col("cutoff"), days)
 
 
-def _segment(cutoffs: Sequence[dt.date]) -> Column:
-    """How many cutoffs are at or before ``event_date``: the segment ``k`` whose days precede cutoff ``j``
-    exactly when ``k <= j``."""
-    return sum((F.col("event_date") >= F.lit(c)).cast("int") for c in sorted(set(cutoffs)))
-
-
 def totals(daily: DataFrame, cutoffs: Sequence[dt.date]) -> DataFrame:
     """``DataFrame[track_id, cutoff, first_event timestamp, plays_total long]``: one row per track and cutoff
-    with at least one event before it."""
+    with at least one event before it.
+
+    One aggregation per track over its days, with a conditional sum and minimum per cutoff (no join, one
+    shuffle of one row per track and task), then one row per cutoff.
+    """
     cuts = sorted(set(cutoffs))
-    seg = (daily.where(F.col("event_date") < F.lit(cuts[-1])).withColumn("k", _segment(cuts))
-           .groupBy("track_id", "k").agg(F.sum("plays").alias("p"), F.min("first_event").alias("f")))
-    upto = Window.partitionBy("track_id").orderBy("k").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    cum = seg.select("track_id", "k", F.sum("p").over(upto).alias("plays_total"),
-                     F.min("f").over(upto).alias("first_event"),
-                     F.lead("k", 1, len(cuts)).over(Window.partitionBy("track_id").orderBy("k")).alias("next_k"))
-    j = cum.join(F.broadcast(cutoff_frame(daily.sparkSession, cuts)), (F.col("j") >= F.col("k")) & (F.col("j") < F.col("next_k")))
-    return j.select("track_id", "cutoff", "first_event", "plays_total")
+    d = F.col("event_date")
+    aggs = []
+    for j, c in enumerate(cuts):
+        before = d < F.lit(c)
+        aggs += [F.sum(F.when(before, F.col("plays"))).alias(f"p{j}"),
+                 F.min(F.when(before, F.col("first_event"))).alias(f"f{j}")]
+    wide = daily.where(d < F.lit(cuts[-1])).groupBy("track_id").agg(*aggs)
+    per_cutoff = F.explode(F.array(*[F.struct(F.lit(c).alias("cutoff"), F.col(f"f{j}").alias("first_event"),
+                                              F.col(f"p{j}").cast("long").alias("plays_total"))
+                                     for j, c in enumerate(cuts)]))
+    return (wide.select("track_id", per_cutoff.alias("r")).select("track_id", "r.*")
+            .where(F.col("first_event").isNotNull()))
 
 
 def windowed(daily: DataFrame, cutoffs: Sequence[dt.date], windows: list[int]) -> DataFrame:
