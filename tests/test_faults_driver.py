@@ -6,8 +6,9 @@ The jobs are submitted with ``--master local[2]``: the job runs in the submittin
 driver's death does not depend on where executors are. Nothing here needs the standalone cluster or
 ``make package``.
 
-Each test builds its inputs in-process, copies them (``shutil.copytree``): one copy is the reference, run to the
-end without a kill; the other is the killed one. The kill is triggered from outside, by watching the table's
+Each test builds its inputs in-process (from a copy of the session's ``demo_inputs``, shared with the cluster
+modules), copies them (``shutil.copytree``): one copy is the reference, run to the end without a kill; the other
+is the killed one. The kill is triggered from outside, by watching the table's
 folder: the moment a data file appears that the table had not before, while ``_delta_log`` has no new commit,
 the group is killed; afterwards the test checks that this is really what happened (files that no commit
 references, the version unchanged). Then:
@@ -48,12 +49,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clusterfix import RUN_COLUMNS, job_args
-from helpers import REPO, build_inputs, make_config
+from clusterfix import DEMO_SETTINGS, RUN_COLUMNS, job_args
+from helpers import REPO, make_config
 from hitcast.cluster.standalone import group_members
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.config import Config, load_config
-from hitcast.demo.generate import generate_demo
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.ingest.quarantine import KEYS as QUARANTINE_KEYS
 from hitcast.model.promote import run_promote
@@ -67,8 +67,7 @@ pytestmark = pytest.mark.cluster
 log = logging.getLogger(__name__)
 
 NOW = "2026-01-10"
-SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
-            "demo.mc_draws=20", "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1",
+SETTINGS = [*DEMO_SETTINGS, "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1",
             f"ingest.now={NOW}", "spark.shuffle_partitions=2"]
 JOB_TIMEOUT_S = 1500
 ATTEMPTS = 3
@@ -175,12 +174,13 @@ def restore(src: Path, dst: Path) -> None:
 # --- Scoring -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def scoring_inputs(spark, tmp_path_factory) -> tuple[Path, Path, dt.date]:
-    """(pristine root, reference root, as_of of the killed run): inputs, a champion and a first scoring run;
-    the reference copy scored again as of ``as_of`` (every track's features change) without a kill."""
+def scoring_inputs(spark, demo_inputs, tmp_path_factory) -> tuple[Path, Path, dt.date]:
+    """(pristine root, reference root, as_of of the killed run): inputs (a copy of the session's demo catalog
+    through the data stages), a champion and a first scoring run; the reference copy scored again as of
+    ``as_of`` (every track's features change) without a kill."""
     base = tmp_path_factory.mktemp("faults-scoring")
     cfg = make_config(base / "pristine", *SETTINGS)
-    build_inputs(spark, cfg)
+    shutil.copytree(demo_inputs[1], cfg.paths.root)
     run_training(spark, cfg)
     run_promote(spark, cfg)
     first = run_scoring(spark, cfg)
@@ -343,12 +343,13 @@ def ingest_tables(spark: SparkSession, cfg: Config) -> dict[str, DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def ingest_inputs(spark, tmp_path_factory) -> tuple[Path, Path, Path]:
-    """(pristine root, held-back raw files, reference root): a demo catalog ingested without its late files;
-    the reference copy given them and ingested again, without a kill."""
+def ingest_inputs(spark, demo_inputs, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(pristine root, held-back raw files, reference root): a demo catalog (a copy of the session's, as
+    generated) ingested without its late files; the reference copy given them and ingested again, without a
+    kill."""
     base = tmp_path_factory.mktemp("faults-ingest")
     cfg = make_config(base / "pristine", *SETTINGS)
-    generate_demo(spark, cfg)
+    shutil.copytree(demo_inputs[0], cfg.paths.root)
     held = base / "held"
     hold_back(cfg.path(cfg.paths.raw), held)
     run_ingest(spark, cfg)
