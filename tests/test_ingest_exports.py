@@ -133,6 +133,7 @@ def test_extended_history_derives_catalog_rows_without_audio(spark, extended):
 def test_derived_catalog_tracks_are_scored_without_audio(spark, extended):
     """Scoring's own steps (features as of a date, spectrogram status, mode) on the derived catalog: a track
     with events before ``as_of`` is ``no_audio``, one without is ``cold_start``; no model is trained here."""
+    from hitcast.features.dailytable import update_engagement_daily
     from hitcast.scoring.featurecache import scoring_features
     from hitcast.scoring.inputs import MODE_COLUMN, light_inputs, with_mode
     from hitcast.spectrograms.stage import run_spectrograms
@@ -142,9 +143,10 @@ def test_derived_catalog_tracks_are_scored_without_audio(spark, extended):
     specs = run_spectrograms(spark, cfg)
     assert specs.table_by_status == {"no_audio": 3}
     as_of = dt.date(2023, 3, 1)                       # Queen's first listen is on that day: not before it
-    versions = {n: table_version(spark, cfg.table(n)) for n in ("catalog", "engagement_events")}
+    update_engagement_daily(spark, cfg)
+    versions = {n: table_version(spark, cfg.table(n)) for n in ("catalog", "engagement_daily")}
     features, _ = scoring_features(spark, cfg, catalog=read_table(spark, cfg, "catalog"),
-                                   events=read_table(spark, cfg, "engagement_events"), as_of=as_of,
+                                   daily=read_table(spark, cfg, "engagement_daily"), as_of=as_of,
                                    versions=versions)
     inputs = with_mode(light_inputs(features, read_table(spark, cfg, "spectrograms")), uses_audio=True)
     row = Row("track_id", "artist_name", "cold_start", "status", MODE_COLUMN)

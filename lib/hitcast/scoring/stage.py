@@ -4,7 +4,7 @@
 Shape of the work::
 
     catalog ─┐
-    events ──┴─ scoring_features(as_of) ─┐          (reused when catalog and events are unchanged)
+    daily ───┴─ scoring_features(as_of) ─┐          (reused when catalog and engagement_daily are unchanged)
     spectrograms (status, content_hash) ─┼─ light inputs ─ source_hash ─ changed? ─┐
     predictions (stored hashes) ─────────┘                                        │
     audio_embeddings (same model, same audio) ─┐
