@@ -25,7 +25,8 @@ from hitcast.sql.views import create_statement, load_views, view_parameters
 log = logging.getLogger(__name__)
 
 #: The tables hitcast writes (looked for when the warehouse is not a local folder that can be listed).
-KNOWN_TABLES = ("catalog", "engagement_events", "quarantine", "training_examples", "spectrograms", "models",
+KNOWN_TABLES = ("catalog", "engagement_events", "engagement_daily", "ingested_files", "quarantine", "training_examples",
+                "spectrograms", "models",
                 "model_promotions", "predictions", "scoring_runs", "scoring_features", "audio_embeddings")
 
 
