@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo daily hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds bench-scoring bench-cluster bench-daily package clean clean-data test-cluster
+        bench-seeds bench-scoring bench-sql bench-cluster bench-daily package clean clean-data test-cluster
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -55,7 +55,7 @@ hit-predictor: setup  ## the structured branch on the Spotify hit-predictor CSVs
 	$(JOB)/evaluate.py --labelled --conf conf/spotify-hit-predictor.yaml
 
 test: setup  ## the test suite (real Spark local[2], Delta, TensorFlow; slow and cluster checks excluded)
-	$(PYTHON) -m pytest -q -m "not slow and not cluster" tests
+	$(PYTHON) -m pytest -q -m "not slow and not cluster" --durations=20 tests
 
 test-cluster: setup package  ## the pipeline through spark-submit on a standalone cluster on free ports, fault tests
 	$(PYTHON) -m pytest -q -s -m cluster --durations=0 tests
@@ -99,6 +99,9 @@ bench-daily: setup  ## features for 17 cutoffs vs DuckDB, and a simulated week o
 
 bench-cluster: setup package  ## per-stage rates on the standalone cluster, 1 vs 2 executors (conf/standalone.yaml)
 	$(PYTHON) bench/bench_cluster.py --conf $(CLUSTER_CONF)
+
+bench-sql: setup  ## the analysts' views through the SQL endpoint vs in-process Spark (after make demo)
+	$(PYTHON) bench/bench_sql.py --conf $(CONF)
 
 bench-scoring: setup  ## scoring stage on local[2] vs single-process inference, reasons, incremental (after make demo)
 	$(PYTHON) bench/bench_scoring.py --conf $(CONF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from analyst_pipeline import EARLY_AS_OF, free_port, scored_pipeline
 from helpers import REPO
 from hitcast.sql import server
 
+log = logging.getLogger(__name__)
 NOTEBOOK = REPO / "notebooks" / "analyst_queries.ipynb"
 
 
@@ -35,11 +37,11 @@ def executed(spark, tmp_path_factory, monkeypatch_module):
         t0 = time.perf_counter()
         nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                 resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-        seconds = time.perf_counter() - t0
+        log.info("notebook executed in %.1f s", time.perf_counter() - t0)
     finally:
         server.stop_server(cfg)
     assert not server.is_server_process(info.pid)
-    return pipeline, cfg, nb, seconds
+    return pipeline, cfg, nb
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +57,15 @@ def cell(nb, tag: str):
 
 
 def test_every_cell_ran_without_error(executed):
-    _, _, nb, seconds = executed
+    _, _, nb = executed
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.execution_count for c in code)
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, errors[0].get("evalue") if errors else ""
-    assert seconds < 600
 
 
 def test_the_plots_are_drawn(executed):
-    _, _, nb, _ = executed
+    _, _, nb = executed
     for tag in ("reasons", "history", "distribution", "calibration"):
         outputs = cell(nb, tag).outputs
         assert any("image/png" in o.get("data", {}) for o in outputs), f"no figure in the {tag} cell"
@@ -73,7 +74,7 @@ def test_the_plots_are_drawn(executed):
 def test_the_answers_have_the_expected_rows_and_columns(executed, spark):
     from hitcast.features.labels import in_cohort
 
-    pipeline, cfg, nb, _ = executed
+    pipeline, cfg, nb = executed
     summary = json.loads("".join(o.text for o in cell(nb, "summary").outputs if o.output_type == "stream"))
     read = lambda name: spark.read.format("delta").load(cfg.table(name))       # noqa: E731
     champion = read("models").where("role = 'champion'").select("model_version")
