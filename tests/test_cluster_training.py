@@ -1,14 +1,15 @@
 """A training worker dies on a real standalone cluster (a master and two one-core workers on this machine).
 
 One set of inputs (a generated catalog through ingest, features and spectrograms, in-process on local[2]: the
-session's ``demo_inputs``, shared with the other cluster modules) in two copies, on the session's cluster; the
-jobs run the environment installed for it (``cluster.python_env``). The first copy trains by ``spark-submit
-jobs/train.py`` straight through. The second is submitted too, and worker 1 (its JVM, its executor, the Python
-worker and the TensorFlow worker under it) is SIGKILLed once the chief has written the checkpoint of epoch 1:
-the barrier stage cannot recover, the job must exit non-zero and say which epoch its last checkpoint holds,
-where, and that a re-run resumes from it. Worker 1 is started again and the same command re-run: it must log
-that it resumes from that checkpoint and register the version. The weights are compared with the straight run's and the difference printed (not asserted: two fresh
-jobs on the cluster already differ at epoch 1, see the end of the test).
+session's ``demo_inputs``, shared with the other cluster modules), copied, on the session's cluster; the jobs
+run the environment installed for it (``cluster.python_env``). ``spark-submit jobs/train.py`` is started and
+worker 1 (its JVM, its executor, the Python worker and the TensorFlow worker under it) is SIGKILLed once the
+chief has written the checkpoint of epoch 1: the barrier stage cannot recover, the job must exit non-zero and
+say which epoch its last checkpoint holds, where, and that a re-run resumes from it. Worker 1 is started again
+and the same command re-run: it must log that it resumes from that checkpoint and register the version with
+every epoch's history. (That a resumed run equals a straight one bit for bit is shown in-process, in
+tests/test_training_checkpoint.py: two fresh jobs on the cluster already differ at epoch 1, so a straight
+cluster run here would only be printed, not compared.)
 
 Marked ``cluster``: ``make test-cluster`` runs it with the other cluster tests.
 """
@@ -68,14 +69,6 @@ def registered(spark, root: Path) -> dict:
     return {"version": rows[0].model_version, "path": Path(rows[0].path), **json.loads(rows[0].metrics)}
 
 
-def saved_checksum(path: Path) -> str:
-    import keras
-
-    from hitcast.model.architecture import weights_checksum
-
-    return weights_checksum(keras.saving.load_model(path / registry.MODEL_FILE, compile=False))
-
-
 @pytest.fixture(scope="module")
 def cluster(session_cluster):
     """The session's standalone cluster: (configuration, ``--set`` overrides, installed environment)."""
@@ -91,17 +84,10 @@ def inputs(demo_inputs) -> Path:
 def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_model(spark, inputs, cluster,
                                                                                       tmp_path):
     cfg, overrides, python_env = cluster
-    straight_root, killed_root = tmp_path / "straight", tmp_path / "killed"
-    for root in (straight_root, killed_root):
-        shutil.copytree(inputs, root, ignore=shutil.ignore_patterns("logs"))
+    killed_root = tmp_path / "killed"
+    shutil.copytree(inputs, killed_root, ignore=shutil.ignore_patterns("logs"))
     train = REPO / "jobs" / "train.py"
     times = {}
-
-    t0 = time.perf_counter()
-    submit(cfg, train, job_args("standalone.yaml", straight_root, *overrides, *SETTINGS),
-           log_path=straight_root / "logs" / "train.log", timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg))
-    times["straight"] = time.perf_counter() - t0
-    drop_ended_environments(cfg)
 
     failed_log = killed_root / "logs" / "train-killed.log"
     t0 = time.perf_counter()
@@ -151,30 +137,11 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
     assert line, log_tail(resumed_log, 40)
     print("spark-submit jobs/train.py: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
 
-    straight, resumed = registered(spark, straight_root), registered(spark, killed_root)
-    print(f"straight checksum {straight['checksum'][:16]}, resumed {resumed['checksum'][:16]} "
-          f"(resumed from epoch {resumed['resumed_from_epoch']}), best epochs {straight['best_epoch']} / "
-          f"{resumed['best_epoch']}, val AUC {straight['validation'].get('val_auc')} / "
-          f"{resumed['validation'].get('val_auc')}")
-    assert resumed["version"] == straight["version"] == version
+    resumed = registered(spark, killed_root)
+    print(f"resumed {resumed['checksum'][:16]} from epoch {resumed['resumed_from_epoch']}, best epoch "
+          f"{resumed['best_epoch']}, val AUC {resumed['validation'].get('val_auc')}")
+    assert resumed["version"] == version
     assert resumed["resumed_from_epoch"] == int(line.group(1)) >= epoch
     assert len(set(resumed["worker_checksums"])) == 1
     assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))
     assert not (resumed["path"] / "checkpoints").exists()
-    # Measured, not asserted: two fresh train.py jobs on the cluster already differ at epoch 1 (their losses
-    # and weights), so the resumed model cannot be compared bit for bit with a separate uninterrupted job yet
-    # (in-process, tests/test_training_checkpoint.py shows resume == straight bit for bit).
-    diff = max_abs_weight_difference(straight["path"], resumed["path"])
-    print(f"resumed vs straight: checksums equal {resumed['checksum'] == straight['checksum']}, max |weight "
-          f"difference| {diff:.3g}, epoch-1 loss {straight['losses'][0]:.6f} / {resumed['losses'][0]:.6f}, "
-          f"val AUC {straight['validation'].get('val_auc')} / {resumed['validation'].get('val_auc')}")
-
-
-def max_abs_weight_difference(a: Path, b: Path) -> float:
-    """The largest absolute difference between the weights of two saved models of the same architecture."""
-    import keras
-    import numpy as np
-
-    wa = keras.saving.load_model(a / registry.MODEL_FILE, compile=False).get_weights()
-    wb = keras.saving.load_model(b / registry.MODEL_FILE, compile=False).get_weights()
-    return max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(wa, wb, strict=True))
