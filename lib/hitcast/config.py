@@ -105,6 +105,8 @@ class IngestSection:
     events_profile: str
     #: Derive catalog rows (no audio) from the events for tracks the catalog lacks.
     derive_catalog: bool
+    #: Resolve every track identifier to one canonical track_id (``track_aliases``, :mod:`hitcast.ingest.identity`).
+    track_identity: bool
     events_partition_by: list[str]
     #: Read only the event files ``ingested_files`` does not hold unchanged (same path, size, modification time).
     new_files_only: bool

@@ -10,6 +10,7 @@ table                     key                                        written by
 ``engagement_events``     ``event_id``                               ``jobs/ingest.py``
 ``engagement_daily``      ``(track_id, event_date)``                 ``jobs/ingest.py`` (from the events)
 ``quarantine``            ``(source, source_file, record_hash, reason)`` ``jobs/ingest.py``
+``track_aliases``         ``(alias_kind, alias)``                    ``jobs/ingest.py``
 ``training_examples``     ``(track_id, cutoff)``                     ``jobs/features.py``
 ``spectrograms``          ``track_id``                               ``jobs/spectrograms.py``
 ``models``                ``model_version``                          ``jobs/train.py``, ``jobs/promote.py``
@@ -35,7 +36,10 @@ TRACK_STRUCTURE: list[str] = ["chorus_hit", "sections"]
 #: Columns a user's catalog must provide (after column mapping).
 CATALOG_REQUIRED: list[str] = ["track_id", "artist_name", "release_date", "audio_path"]
 CATALOG_OPTIONAL: list[str] = ["title", "artist_id", "album_id", "genre", "duration_ms", "explicit",
-                               "updated_at", *AUDIO_FEATURES, *TRACK_STRUCTURE, "known_label"]
+                               "updated_at", *AUDIO_FEATURES, *TRACK_STRUCTURE, "known_label", "isrc",
+                               "spotify_uri", "mbid"]
+#: Optional catalog input columns that identify a track (kept in ``track_aliases``, not in ``catalog``).
+CATALOG_ID_COLUMNS: list[str] = ["isrc", "spotify_uri", "mbid"]
 
 EVENT_TYPES: list[str] = ["play", "skip", "save", "playlist_add", "share"]
 
@@ -71,6 +75,18 @@ ENGAGEMENT_EVENTS = StructType([
     StructField("event_date", DateType()),           # partition column
     StructField("source_file", StringType()),
     StructField("ingested_at", TimestampType()),
+    StructField("source_track_id", StringType()),    # the track id as the source gave it (track_id: canonical)
+])
+
+#: Every identifier a source gives for a track -> its canonical ``track_id`` (:mod:`hitcast.ingest.identity`).
+#: No user ids: the SQL endpoint serves it.
+TRACK_ALIASES = StructType([
+    StructField("alias_kind", StringType(), False),  # track_id | spotify_uri | isrc | mbid | key
+    StructField("alias", StringType(), False),
+    StructField("track_id", StringType(), False),    # canonical
+    StructField("first_seen", TimestampType()),      # earliest event (or catalog ingest) that gave the alias
+    StructField("source", StringType()),             # catalog | events (catalog if a catalog file gave it)
+    StructField("updated_at", TimestampType()),      # the ingest that last set track_id
 ])
 
 #: Daily per-track aggregates of ``engagement_events`` (:mod:`hitcast.features.daily`); every feature reads them.

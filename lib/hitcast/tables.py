@@ -23,6 +23,7 @@ PRODUCER = {
     "engagement_events": "jobs/ingest.py",
     "engagement_daily": "jobs/ingest.py",
     "quarantine": "jobs/ingest.py",
+    "track_aliases": "jobs/ingest.py",
     "training_examples": "jobs/features.py",
     "spectrograms": "jobs/spectrograms.py",
     "models": "jobs/train.py",

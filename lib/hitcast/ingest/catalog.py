@@ -18,14 +18,14 @@ from pyspark.sql import functions as F
 from hitcast.config import Config
 from hitcast.ingest import reasons as R
 from hitcast.ingest.readers import apply_mapping, as_long, blank, list_files, read_any
-from hitcast.schemas import AUDIO_FEATURES, CATALOG, TRACK_STRUCTURE
+from hitcast.schemas import AUDIO_FEATURES, CATALOG, CATALOG_ID_COLUMNS, TRACK_STRUCTURE
 
 log = logging.getLogger(__name__)
 
 DOUBLE_COLUMNS = [*AUDIO_FEATURES, *TRACK_STRUCTURE]
 STRING_COLUMNS = ["track_id", "title", "artist_id", "artist_name", "album_id", "genre", "audio_path"]
 CONTRACT_SOURCE = STRING_COLUMNS + ["release_date", "duration_ms", "explicit", "updated_at", "known_label",
-                                    *DOUBLE_COLUMNS]
+                                    *DOUBLE_COLUMNS, *CATALOG_ID_COLUMNS]
 
 
 #: The catalog columns a row's content hash (``record_hash``) covers: its data, not its lineage.
@@ -74,7 +74,8 @@ def classify_catalog(df: DataFrame, required: list[str]) -> DataFrame:
     Returns
     -------
     DataFrame with the :data:`hitcast.schemas.CATALOG` columns (minus ``ingested_at``), ``row_pos``,
-    ``raw_record``, ``reason`` and ``detail``.
+    ``raw_record``, ``reason``, ``detail`` and the identifiers ``isrc`` (upper case), ``spotify_uri`` and
+    ``mbid`` (lower case), NULL when empty.
     """
     missing_cols = [c for c in required if c not in df.columns]
     for c in CONTRACT_SOURCE:
@@ -107,8 +108,11 @@ def classify_catalog(df: DataFrame, required: list[str]) -> DataFrame:
         reason = F.when(cond, F.lit(why)).otherwise(reason)
         detail = F.when(cond, what.cast("string")).otherwise(detail)
     out_cols = [typed[f.name].cast(f.dataType).alias(f.name) if f.name in typed else None for f in CATALOG.fields]
+    ids = [F.upper(F.nullif(F.trim("isrc"), F.lit(""))).alias("isrc"),
+           F.nullif(F.trim("spotify_uri"), F.lit("")).alias("spotify_uri"),
+           F.lower(F.nullif(F.trim("mbid"), F.lit(""))).alias("mbid")]
     return d.select(*[c for c in out_cols if c is not None], "source_file", "row_pos", "raw_record",
-                    reason.alias("reason"), detail.alias("detail"))
+                    reason.alias("reason"), detail.alias("detail"), *ids)
 
 
 def resolve_collisions(df: DataFrame) -> DataFrame:

@@ -11,14 +11,14 @@ from pyspark.sql import functions as F
 from hitcast.config import Config
 from hitcast.ingest import reasons as R
 from hitcast.ingest.exports import EVENT_SOURCE, map_profile, read_export_files
-from hitcast.ingest.profiles import EventProfile
+from hitcast.ingest.profiles import ID_FIELDS, EventProfile
 from hitcast.ingest.readers import apply_mapping, as_long, blank, list_files, read_json_lines, read_parquet
 from hitcast.schemas import ENGAGEMENT_EVENTS, EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
 #: Columns a profile's raw frame carries past classification (for the catalog derived from the logs).
-NAME_COLUMNS = ["artist_name", "title"]
+NAME_COLUMNS = ["artist_name", "title", *ID_FIELDS]
 
 
 def read_event_files(spark: SparkSession, cfg: Config, profile: EventProfile | None = None,
@@ -121,6 +121,16 @@ def classify_events(df: DataFrame, now: Column, tolerance_hours: float) -> DataF
     out = (typed.withColumn("detail", F.when(dup, F.lit(None)).otherwise(F.col("detail")))
            .withColumn("reason", F.when(dup, F.lit(R.DUPLICATE_EVENT)).otherwise(F.col("reason"))))
     return out.withColumn("raw_record", F.when(F.col("reason").isNotNull(), F.col("raw_record")))
+
+
+def ensure_source_track_id(spark: SparkSession, location: str) -> None:
+    """Add ``source_track_id`` to an ``engagement_events`` table written before it existed (NULL: as
+    ``track_id``)."""
+    from hitcast.tables import table_exists
+
+    if table_exists(spark, location) and "source_track_id" not in spark.read.format("delta").load(location).columns:
+        spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS (source_track_id STRING)")
+        log.info("engagement_events %s: added the column source_track_id", location)
 
 
 def event_rows(good: DataFrame, known_ids: DataFrame, now: Column) -> DataFrame:

@@ -1,8 +1,9 @@
 """Listening-history exports through an event profile (:mod:`hitcast.ingest.profiles`) -> raw contract events.
 
-:func:`read_export_files` reads the files a profile selects; :func:`map_profile` turns their records into
-the raw frame :func:`hitcast.ingest.events.classify_events` takes (the contract columns as strings), plus
-``artist_name``, ``title`` (kept for the catalog derived from the logs), ``not_a_track`` (the name of the
+:func:`read_export_files` reads the files a profile selects (:func:`read_export_paths`, given files);
+:func:`map_profile` turns their records into the raw frame :func:`hitcast.ingest.events.classify_events` takes
+(the contract columns as strings), plus ``artist_name``, ``title`` (kept for the catalog derived from the
+logs), the other ids of the track (``spotify_uri``, ``isrc``, ``mbid``), ``not_a_track`` (the name of the
 profile's rule a record matches: it is counted and skipped) and ``pre_reason`` / ``pre_detail`` (a
 quarantine reason the profile already knows, e.g. ``missing_required_value`` and the field).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from dataclasses import replace
 from functools import reduce
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,7 +28,7 @@ from pyspark.sql.utils import AnalysisException
 
 from hitcast.errors import ConfigError
 from hitcast.ingest import reasons as R
-from hitcast.ingest.profiles import EventProfile
+from hitcast.ingest.profiles import ID_FIELDS, EventProfile, alternatives
 from hitcast.ingest.readers import as_long, blank, list_files, read_csv, read_json_arrays, read_json_lines
 from hitcast.ingest.trackkey import track_key_column
 
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 EVENT_SOURCE = ["event_id", "user_id", "track_id", "event_type", "event_time", "ms_played"]
 #: Columns :func:`map_profile` returns besides ``source_file, row_pos, raw_record, malformed`` and
 #: :data:`EVENT_SOURCE`.
-EXTRA = ["artist_name", "title", "not_a_track", "pre_reason", "pre_detail"]
+EXTRA = ["artist_name", "title", *ID_FIELDS, "not_a_track", "pre_reason", "pre_detail"]
 
 
 def export_files(location: Path, profile: EventProfile) -> list[Path]:
@@ -63,24 +65,42 @@ def read_export_files(spark: SparkSession, location: Path, profile: EventProfile
         paths = keep(paths)
     if not paths:
         return None, []
+    return read_export_paths(spark, list(paths), profile), list(paths)
+
+
+def _json_kind(path: Path) -> str:
+    """``json_array`` for a file whose first non-blank character is ``[``, else ``json_lines``."""
+    with path.open("r", encoding="utf-8-sig", errors="replace") as fh:
+        return "json_array" if fh.read(4096).lstrip()[:1] == "[" else "json_lines"
+
+
+def read_export_paths(spark: SparkSession, paths: list[Path], profile: EventProfile) -> DataFrame:
+    """The raw records of ``paths`` (not empty) through ``profile``'s reader (see :func:`read_export_files`).
+
+    A ``json`` reader reads each file as an array or as lines by its first character; a CSV profile with
+    ``columns`` reads files without a header, naming their columns so.
+    """
     cols = list(profile.source_fields)
+    if profile.reader == "json":
+        kinds = {p: _json_kind(p) for p in paths}
+        frames = [read_export_paths(spark, [p for p in paths if kinds[p] == k], replace(profile, reader=k))
+                  for k in ("json_array", "json_lines") if k in kinds.values()]
+        return reduce(DataFrame.unionByName, frames)
     if profile.reader == "json_array":
-        df = read_json_arrays(spark, paths, cols)
-    elif profile.reader == "json_lines":
-        df = read_json_lines(spark, paths, cols).withColumn(
+        return read_json_arrays(spark, paths, cols)
+    if profile.reader == "json_lines":
+        return read_json_lines(spark, paths, cols).withColumn(
             "read_detail", F.when(F.col("malformed"), F.lit("line is not a JSON object")))
-    else:
-        frames = []
-        for p in paths:
-            one = read_csv(spark, p, {**profile.csv_options})
-            for c in cols:
-                if c not in one.columns:
-                    one = one.withColumn(c, F.lit(None).cast("string"))
-            frames.append(one.select("source_file", F.lit(str(p.resolve())).alias("source_path"), "row_pos",
-                                     "raw_record", "malformed", F.lit(None).cast("string").alias("read_detail"),
-                                     *[F.col(f"`{c}`") for c in cols]))
-        df = reduce(DataFrame.unionByName, frames)
-    return df, list(paths)
+    frames = []
+    for p in paths:
+        one = read_csv(spark, p, {**profile.csv_options}, names=profile.columns or None)
+        for c in cols:
+            if c not in one.columns:
+                one = one.withColumn(c, F.lit(None).cast("string"))
+        frames.append(one.select("source_file", F.lit(str(p.resolve())).alias("source_path"), "row_pos",
+                                 "raw_record", "malformed", F.lit(None).cast("string").alias("read_detail"),
+                                 *[F.col(f"`{c}`") for c in cols]))
+    return reduce(DataFrame.unionByName, frames)
 
 
 def with_source_names(df: DataFrame, root: Path) -> DataFrame:
@@ -110,10 +130,12 @@ def source_to_fields(df: DataFrame, profile: EventProfile) -> DataFrame:
         cond = _expr(profile, f"not_a_track.{name}", profile.not_a_track[name])
         not_track = F.when(cond, F.lit(name)).otherwise(not_track)
     missing = F.lit(None).cast("string")
-    for name in reversed(profile.required):
-        missing = F.when(blank(F.col(f"`{name}`")), F.lit(name)).otherwise(missing)
+    for entry in reversed(profile.required):
+        empty = reduce(lambda a, b: a & b, [blank(F.col(f"`{n}`")) for n in alternatives(entry)])
+        missing = F.when(empty, F.lit(entry)).otherwise(missing)
     cols = [(_expr(profile, f"fields.{k}", sql).cast("string") if sql.strip() else F.lit(None).cast("string")).alias(k)
             for k, sql in profile.fields.items()]
+    cols += [F.lit(None).cast("string").alias(k) for k in ID_FIELDS if k not in profile.fields]
     skip = _expr(profile, "skip_when", profile.skip_when).cast("boolean") if profile.skip_when.strip() else F.lit(None)
     try:
         return df.select("source_file", "row_pos", "raw_record", "malformed", "read_detail", *cols,
@@ -164,7 +186,7 @@ def map_profile(df: DataFrame, profile: EventProfile, *, root: Path) -> DataFram
     Returns
     -------
     DataFrame[source_file, row_pos, raw_record, malformed, event_id, user_id, track_id, event_type,
-    event_time, ms_played, artist_name, title, not_a_track, pre_reason, pre_detail]
+    event_time, ms_played, artist_name, title, spotify_uri, isrc, mbid, not_a_track, pre_reason, pre_detail]
     """
     return (df.transform(lambda d: with_source_names(d, root))
             .transform(lambda d: source_to_fields(d, profile))

@@ -16,10 +16,12 @@ from hitcast.ingest import reasons as R
 from hitcast.ingest.catalog import (CATALOG_UPDATE_WHEN, catalog_rows, classify_catalog, read_catalog_files,
                                     resolve_collisions)
 from hitcast.ingest.derive_catalog import derived_catalog_rows, ensure_derived_column, merge_derived
-from hitcast.ingest.events import classify_events, event_rows, read_event_files
-from hitcast.ingest.profiles import resolve_profile
+from hitcast.ingest.events import classify_events, ensure_source_track_id, event_rows, read_event_files
+from hitcast.ingest.profiled import read_profiled_events
+from hitcast.ingest.profiles import resolve_profiles
 from hitcast.ingest.quarantine import KEYS as QKEYS
 from hitcast.ingest.quarantine import quarantine_rows
+from hitcast.ingest.resolution import IdentityState, resolve_catalog_only, resolve_events
 from hitcast.ingest.summary import IngestSummary
 from hitcast.tables import last_operation_metrics, merge_upsert, table_exists, table_version
 
@@ -45,8 +47,10 @@ def _reason_counts(df: DataFrame) -> tuple[int, dict[str, int]]:
     return total, {r["reason"]: int(r["count"]) for r in rows if r["reason"] is not None}
 
 
-def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
-    """Classify, resolve and MERGE the catalog; returns its quarantine rows (or None without files)."""
+def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary,
+                   identity: IdentityState | None = None) -> DataFrame | None:
+    """Classify, resolve and MERGE the catalog; returns its quarantine rows (or None without files). With
+    ``identity``, hands it the identities of the rows merged."""
     keep = manifest.unseen(spark, cfg, "catalog") if cfg.ingest.new_files_only else None
     frames, summary.catalog_files = read_catalog_files(spark, cfg, keep)
     s = summary.catalog
@@ -73,6 +77,8 @@ def ingest_catalog(spark: SparkSession, cfg: Config, *, now: F.Column, summary: 
     merged = merge_upsert(spark, catalog_rows(resolved, now), location=cfg.table("catalog"), keys=["track_id"],
                           update=CATALOG_UPDATE_WHEN)
     s.rows_inserted, s.rows_updated = merged.inserted, merged.updated
+    if identity is not None:
+        identity.add_catalog(resolved.where(F.col("outcome") == "winner"), now)
     dups = (resolved.where(F.col("outcome") == "duplicate")
             .select("source_file", "raw_record", F.lit(R.DUPLICATE_TRACK_ID).alias("reason"),
                     F.concat(F.lit("track_id="), F.col("track_id")).alias("detail")))
@@ -88,17 +94,24 @@ def split_not_music(raw: DataFrame) -> tuple[DataFrame, dict[str, int]]:
     return raw.where(F.col("not_a_track").isNull()), {r["not_a_track"]: int(r["count"]) for r in counts}
 
 
-def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary) -> DataFrame | None:
+def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: IngestSummary,
+                  identity: IdentityState | None = None) -> DataFrame | None:
     """Classify, de-duplicate and MERGE the events (after the catalog rows derived from them, if asked);
-    returns their quarantine rows (or None)."""
+    returns their quarantine rows (or None). With ``identity``, events get canonical track ids and a listen
+    an overlapping export repeats is quarantined (:mod:`hitcast.ingest.resolution`)."""
     s = summary.events
-    profile = resolve_profile(cfg)
-    if profile is not None and (cfg.ingest.events_column_mapping or cfg.ingest.events_format != "auto"):
+    profiles = resolve_profiles(cfg)
+    if profiles is not None and (cfg.ingest.events_column_mapping or cfg.ingest.events_format != "auto"):
         log.warning("events: profile %s decides the reader and the fields; ingest.events_format and "
-                    "ingest.events_column_mapping are not used", profile.profile)
+                    "ingest.events_column_mapping are not used", cfg.ingest.events_profile)
     keep = manifest.unseen(spark, cfg, "events") if cfg.ingest.new_files_only else None
-    raw, summary.event_files = read_event_files(spark, cfg, profile, keep)
-    s.files = len(summary.event_files)
+    if profiles is None:
+        raw, summary.event_files = read_event_files(spark, cfg, None, keep)
+    else:
+        read = read_profiled_events(spark, cfg, profiles, keep)
+        raw, summary.event_files = read.raw, read.files
+        summary.event_profiles, summary.unfit_files = read.profiles, read.reports
+    s.files = len(summary.event_files) + len(summary.unfit_files)
     if raw is None:
         log.log(logging.INFO if keep is not None else logging.WARNING, "no %sevent file under %s",
                 "new " if keep is not None else "", cfg.path(cfg.ingest.events_path))
@@ -111,6 +124,15 @@ def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: I
     s.rows_read += sum(s.skipped.values())
     cat_loc = cfg.table("catalog")
     good_all = classified.where(F.col("reason").isNull())
+    repeated = None
+    if identity is not None:
+        good_all, repeated = resolve_events(spark, cfg, good_all, raw, identity, resolve_now(cfg), summary,
+                                            exports=profiles is not None)
+        s.rows_valid -= summary.overlapping_events
+        s.quarantined = {**s.quarantined, R.OVERLAPPING_EXPORT: summary.overlapping_events} \
+            if summary.overlapping_events else s.quarantined
+    else:
+        good_all = good_all.withColumn("source_track_id", F.col("track_id"))
     if cfg.ingest.derive_catalog:
         if "artist_name" in good_all.columns:
             ensure_derived_column(spark, cat_loc)
@@ -128,10 +150,13 @@ def ingest_events(spark: SparkSession, cfg: Config, *, now: F.Column, summary: I
     parts = list(cfg.ingest.events_partition_by)
     ev_loc = cfg.table("engagement_events")
     before = table_version(spark, ev_loc)
+    ensure_source_track_id(spark, ev_loc)
     s.rows_inserted = merge_upsert(spark, good.repartition(*parts) if parts else good, location=ev_loc,
                                    keys=["event_id"], update=False, partition_by=parts).inserted
     summary.known_track_flipped = flag_known_tracks(spark, ev_loc, cat_loc)
     bad = classified.where(F.col("reason").isNotNull()).select("source_file", "raw_record", "reason", "detail")
+    if repeated is not None:
+        bad = bad.unionByName(repeated)
     if keep is not None and before is not None and s.rows_inserted < s.rows_valid:
         bad = bad.unionByName(redelivered(spark, ev_loc, before, good_all, raw))
     return bad
@@ -183,13 +208,16 @@ def run_ingest(spark: SparkSession, cfg: Config) -> IngestSummary:
     now = F.lit(now_value.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp")
     log.info("ingest with now = %s UTC (future tolerance %s h)", now_value, cfg.ingest.future_tolerance_hours)
     summary = IngestSummary()
+    identity = IdentityState() if cfg.ingest.track_identity else None
     for source, step, part in (("catalog", ingest_catalog, summary.catalog),
                                ("events", ingest_events, summary.events)):
-        bad = step(spark, cfg, now=now, summary=summary)
+        bad = step(spark, cfg, now=now, summary=summary, identity=identity)
         if bad is not None:
             q = quarantine_rows(bad, source, now)
             part.quarantine_inserted = merge_upsert(spark, q, location=cfg.table("quarantine"), keys=QKEYS,
                                                     update=False).inserted
+    if identity is not None:
+        resolve_catalog_only(spark, cfg, identity, now_value, summary)
     manifest.record(spark, cfg, "catalog", summary.catalog_files, now)
     manifest.record(spark, cfg, "events", summary.event_files, now)
     spark.catalog.clearCache()

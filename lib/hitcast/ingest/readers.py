@@ -82,13 +82,14 @@ def _csv_header(path: Path, options: dict[str, str]) -> list[str]:
     return [c.strip() for c in row]
 
 
-def read_csv(spark: SparkSession, path: Path, options: dict[str, str]) -> DataFrame:
-    """One CSV file with an all-string schema from its header."""
-    cols = _csv_header(path, options)
+def read_csv(spark: SparkSession, path: Path, options: dict[str, str], names: list[str] | None = None) -> DataFrame:
+    """One CSV file with an all-string schema from its header (or, for a file without one, from ``names``)."""
+    cols = list(names) if names else _csv_header(path, options)
     if not cols:
         raise InputContractError(f"{path}: empty CSV file (no header)")
     schema = StructType([StructField(c, StringType()) for c in cols])
-    df = spark.read.options(**{**options, "header": "true", "mode": "PERMISSIVE"}).schema(schema).csv(str(path))
+    header = "false" if names else "true"
+    df = spark.read.options(**{**options, "header": header, "mode": "PERMISSIVE"}).schema(schema).csv(str(path))
     return df.select(F.lit(path.name).alias("source_file"), F.monotonically_increasing_id().alias("row_pos"),
                      F.to_json(F.struct(*[F.col(f"`{c}`") for c in cols])).alias("raw_record"),
                      F.lit(False).alias("malformed"), *[F.col(f"`{c}`") for c in cols])

@@ -19,6 +19,10 @@ reason                         source    meaning (``quarantine.detail`` says mor
 ``future_event_time``          events    ``event_time`` > now + ``ingest.future_tolerance_hours``
 ``duplicate_event``            events    a later copy of an ``event_id`` (the first, by file name and
                                          position, is kept)
+``no_matching_profile``        events    every record of an export file that no event profile fits
+                                         (detail: the file's columns and the profiles tried)
+``overlapping_export``         events    the same listen as a kept event from another export of the same
+                                         listener (same track, ``ms_played``, end time within a minute)
 =============================  ========  ===============================================================
 
 Not quarantined: an event for a track the catalog does not hold (kept with ``known_track = false``,
@@ -40,7 +44,9 @@ BAD_MS_PLAYED = "bad_ms_played"
 NEGATIVE_MS_PLAYED = "negative_ms_played"
 FUTURE_EVENT_TIME = "future_event_time"
 DUPLICATE_EVENT = "duplicate_event"
+NO_MATCHING_PROFILE = "no_matching_profile"
+OVERLAPPING_EXPORT = "overlapping_export"
 
 ALL = [MALFORMED_JSON, MISSING_REQUIRED_COLUMN, MISSING_TRACK_ID, MISSING_REQUIRED_VALUE, BAD_RELEASE_DATE,
        BAD_VALUE, DUPLICATE_TRACK_ID, MISSING_EVENT_ID, UNKNOWN_EVENT_TYPE, BAD_EVENT_TIME, BAD_MS_PLAYED,
-       NEGATIVE_MS_PLAYED, FUTURE_EVENT_TIME, DUPLICATE_EVENT]
+       NEGATIVE_MS_PLAYED, FUTURE_EVENT_TIME, DUPLICATE_EVENT, NO_MATCHING_PROFILE, OVERLAPPING_EXPORT]

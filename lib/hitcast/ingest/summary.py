@@ -44,6 +44,21 @@ class IngestSummary:
     catalog_files: list[Path] = field(default_factory=list)
     #: The event files this run read (with ``ingest.new_files_only``, only those not taken in before).
     event_files: list[Path] = field(default_factory=list)
+    #: Track identity (``ingest.track_identity``): ids of this run that resolve to another track's id, stored
+    #: tracks merged into another (and the rows moved), listens dropped as repeated by an overlapping export,
+    #: and ``track_aliases`` rows added / changed.
+    ids_linked: int = 0
+    tracks_merged: int = 0
+    events_moved: int = 0
+    catalog_rows_moved: int = 0
+    scores_moved: int = 0
+    overlapping_events: int = 0
+    aliases_inserted: int = 0
+    aliases_updated: int = 0
+    #: With an event profile: profile name -> the files (below ``ingest.events_path``) read with it.
+    event_profiles: dict[str, list[str]] = field(default_factory=dict)
+    #: Files no event profile fits, one message each (the file, its columns, the profiles tried).
+    unfit_files: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         """One line per input, then the catalog collisions."""
@@ -57,6 +72,16 @@ class IngestSummary:
                      f"versions superseded, {self.catalog_identical} identical copies); events for unknown "
                      f"tracks: {self.unknown_track_events} kept; {self.known_track_flipped} events newly "
                      "linked to the catalog")
+        if self.aliases_inserted or self.aliases_updated or self.overlapping_events:
+            lines.append(f"track identity: {self.ids_linked} ids linked to another track's id, {self.tracks_merged} "
+                         f"tracks merged (moved {self.events_moved} events, {self.catalog_rows_moved} catalog rows, "
+                         f"{self.scores_moved} scores), {self.overlapping_events} listens repeated by an "
+                         f"overlapping export; track_aliases: {self.aliases_inserted} added, "
+                         f"{self.aliases_updated} changed")
+        if self.event_profiles:
+            lines.append("event profiles: " + ", ".join(f"{name} ({len(files)} files: {', '.join(files)})"
+                                                        for name, files in self.event_profiles.items()))
+        lines.extend(f"not read as events: {line}" for line in self.unfit_files)
         if self.derived_inserted or self.derived_updated:
             lines.append(f"catalog from the logs: {self.derived_inserted} tracks added (no audio), "
                          f"{self.derived_updated} moved to an earlier first seen")

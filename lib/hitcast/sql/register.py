@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 #: The tables hitcast writes (looked for when the warehouse is not a local folder that can be listed).
 KNOWN_TABLES = ("catalog", "engagement_events", "engagement_daily", "ingested_files", "quarantine", "training_examples",
                 "spectrograms", "models",
-                "model_promotions", "predictions", "scoring_runs", "scoring_features", "audio_embeddings")
+                "model_promotions", "predictions", "scoring_runs", "scoring_features", "audio_embeddings",
+                "track_aliases")
 
 
 @dataclass
