@@ -1,13 +1,17 @@
 """A small scored pipeline for the analysts' tests (the SQL endpoint and the notebook), built once per test
 process: ~60 generated tracks plus a few unreleased ones (so the cold-start watchlist is never empty), one tiny
 model promoted to champion, two scoring runs (an earlier as-of date whose label window has passed, then the
-default as-of date), so that score history, ``rising`` and calibration have something to show. No test module imports another test module; both import this helper."""
+default as-of date), so that score history, ``rising`` and calibration have something to show. No test module imports another test module; both import this helper.
+
+The data stages and the training are the session's ``trained_demo`` (conftest.py), which the incremental
+scoring tests copy too: one generated catalog and one training serve both."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import datetime as dt
 import logging
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -49,32 +53,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def scored_pipeline(spark, root: Path) -> ScoredPipeline:
-    """Generate, ingest, compute features and spectrograms, train, promote and score twice under ``root``
-    (once per process: a second call returns the first result)."""
-    if "pipeline" in _BUILT:
-        return _BUILT["pipeline"]
+def build_trained(spark, root: Path) -> Path:
+    """Generate, ingest, compute features and spectrograms and train one model under ``root`` (with
+    :data:`SETTINGS`); returns ``root``. Shared read-only (the session's ``trained_demo``): copy it."""
     from hitcast.demo.generate import generate_demo
     from hitcast.features.stage import run_features
     from hitcast.ingest.pipeline import run_ingest
-    from hitcast.model.promote import run_promote
     from hitcast.model.training import run_training
-    from hitcast.scoring.stage import run_scoring
     from hitcast.spectrograms.stage import run_spectrograms
 
     cfg = make_config(root, *SETTINGS)
     t0 = time.perf_counter()
     generate_demo(spark, cfg)
-    add_unreleased_tracks(cfg.path(cfg.ingest.catalog_path))
     run_ingest(spark, cfg)
     run_features(spark, cfg)
     run_spectrograms(spark, cfg)
-    trained = run_training(spark, cfg)
+    run_training(spark, cfg)
+    log.info("trained demo built in %.0f s", time.perf_counter() - t0)
+    return root
+
+
+def scored_pipeline(spark, root: Path, trained: Path) -> ScoredPipeline:
+    """A copy of ``trained`` (:func:`build_trained`) under ``root``, given :data:`UNRELEASED` tracks (ingest and
+    spectrograms again), its model promoted, and scored twice (once per process: a second call returns the
+    first result)."""
+    if "pipeline" in _BUILT:
+        return _BUILT["pipeline"]
+    from hitcast.ingest.pipeline import run_ingest
+    from hitcast.model.promote import run_promote
+    from hitcast.model.registry import latest_version
+    from hitcast.scoring.stage import run_scoring
+    from hitcast.spectrograms.stage import run_spectrograms
+
+    shutil.copytree(trained, root, dirs_exist_ok=True)
+    cfg = make_config(root, *SETTINGS)
+    t0 = time.perf_counter()
+    add_unreleased_tracks(cfg.path(cfg.ingest.catalog_path))
+    run_ingest(spark, cfg)
+    run_spectrograms(spark, cfg)
+    version, _ = latest_version(spark, cfg)
     run_promote(spark, cfg)
     early = run_scoring(spark, cfg, version="champion", as_of=EARLY_AS_OF)
     late = run_scoring(spark, cfg, version="champion")
     log.info("analysts' pipeline built in %.0f s", time.perf_counter() - t0)
-    _BUILT["pipeline"] = ScoredPipeline(cfg, trained.version, early.run_id, late.run_id, late.as_of)
+    _BUILT["pipeline"] = ScoredPipeline(cfg, version, early.run_id, late.run_id, late.as_of)
     return _BUILT["pipeline"]
 
 

@@ -66,3 +66,13 @@ def demo_inputs(spark, tmp_path_factory) -> tuple[Path, Path]:
     build_inputs(spark, cfg, generate=False)
     print(f"demo inputs built on local[2] in {time.perf_counter() - t0:.0f} s")
     return base / "raw", Path(cfg.paths.root)
+
+
+@pytest.fixture(scope="session")
+def trained_demo(spark, tmp_path_factory) -> Path:
+    """Root of a small generated catalog (``analyst_pipeline.SETTINGS``) through ingest, features, spectrograms
+    and training on local[2]; read-only (copy it). Shared by the analysts' pipeline and the incremental
+    scoring tests."""
+    from analyst_pipeline import build_trained
+
+    return build_trained(spark, tmp_path_factory.mktemp("trained-demo") / "root")

@@ -19,12 +19,12 @@ NOTEBOOK = REPO / "notebooks" / "analyst_queries.ipynb"
 
 
 @pytest.fixture(scope="module")
-def executed(spark, tmp_path_factory, monkeypatch_module):
+def executed(spark, tmp_path_factory, trained_demo, monkeypatch_module):
     """The notebook, executed against a server over the pipeline's tables (stopped afterwards)."""
     import nbclient
     import nbformat
 
-    pipeline = scored_pipeline(spark, tmp_path_factory.mktemp("analysts"))
+    pipeline = scored_pipeline(spark, tmp_path_factory.mktemp("analysts") / "root", trained_demo)
     cfg = dataclasses.replace(pipeline.cfg, sql=dataclasses.replace(pipeline.cfg.sql, port=free_port(),
                                                                     metastore_dir="metastore-notebook"))
     info = server.start_server(cfg)

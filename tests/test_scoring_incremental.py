@@ -11,36 +11,37 @@ import json
 import os
 import shutil
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+import analyst_pipeline
 from audio_fixtures import write_tone
 from helpers import make_config
-from hitcast.demo.generate import generate_demo
-from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
-from hitcast.model.training import run_training
+from hitcast.model.registry import latest_version
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table, table_version
 
-SETTINGS = ["demo.tracks=60", "demo.events_per_track=40", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
-            "demo.mc_draws=20", "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
+#: The settings the session's ``trained_demo`` was built with.
+SETTINGS = analyst_pipeline.SETTINGS
 NEW = ("new0000001", "new0000002")
 
 
 @pytest.fixture(scope="module")
-def scored(spark, tmp_path_factory):
-    cfg = make_config(tmp_path_factory.mktemp("incremental"), *SETTINGS)
-    generate_demo(spark, cfg)
-    run_ingest(spark, cfg)
-    run_features(spark, cfg)
-    run_spectrograms(spark, cfg)
-    trained = run_training(spark, cfg)
+def scored(spark, trained_demo, tmp_path_factory):
+    """A copy of the session's ``trained_demo`` (generated, ingested, features, spectrograms, one model trained)
+    scored once with that model: (cfg, the model's (version, path), the run's summary)."""
+    root = tmp_path_factory.mktemp("incremental") / "root"
+    shutil.copytree(trained_demo, root)
+    cfg = make_config(root, *SETTINGS)
+    version, path = latest_version(spark, cfg)
+    trained = SimpleNamespace(version=version, path=path)
     first = run_scoring(spark, cfg, version=trained.version)
     return cfg, trained, first
 

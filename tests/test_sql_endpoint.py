@@ -71,8 +71,8 @@ def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory):
-    return scored_pipeline(spark, tmp_path_factory.mktemp("analysts"))
+def pipeline(spark, tmp_path_factory, trained_demo):
+    return scored_pipeline(spark, tmp_path_factory.mktemp("analysts") / "root", trained_demo)
 
 
 @pytest.fixture(scope="module")
