@@ -173,3 +173,7 @@ def test_resolution_rules_in_plain_python():
     assert (r.canonical, r.merged) == ({Q: Q, KQ: Q}, {KQ: Q})
     assert sorted((a.alias, a.track_id, a.first_seen) for a in r.aliases.values()) == [
         (KQ, Q, day(2)), (Q, Q, day(2))]
+    # A label's catalog id (no shared id) absorbs the URI track of its key: no two ids of one kind meet.
+    uri_track = [StoredAlias("spotify_uri", Q, Q, day(2), "events"), StoredAlias("key", KQ, Q, day(2), "events")]
+    r = resolve([Sighting("LBL-9", day(9), isrc="I9", key=KQ, from_catalog=True)], uri_track, {"LBL-9"})
+    assert (r.canonical, r.merged) == ({"LBL-9": "LBL-9", Q: "LBL-9"}, {Q: "LBL-9"})

@@ -138,4 +138,6 @@ def test_layouts_and_fits_in_plain_python():
     assert choose(header, list(profiles.values())).profile == "lastfm-simple"
     assert choose(Layout(Path("x.csv"), "csv", ("a", "b", "c", "d")), list(profiles.values())).profile == \
         "lastfm-noheader"
+    row = Layout(Path("x.csv"), "csv", ("Queen", "Album", "Bohemian Rhapsody", "31 Jan 2021 12:00"))
+    assert choose(row, list(profiles.values())).profile == "lastfm-noheader"     # "Album" is a value here
     assert choose(Layout(Path("x.csv"), "csv", ("artist", "track")), list(profiles.values())) is None

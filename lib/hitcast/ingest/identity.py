@@ -18,10 +18,10 @@ Rules (:func:`resolve`), in order:
 
 1. What is already linked stays linked (the stored ``track_aliases`` of the groups this run touches).
 2. **Exact identifiers link first**: all exact identifiers of one sighting are one track.
-3. **The key links what has no shared identifier**: a key joins the group(s) of the sightings that carry it
-   when at most one of them has an exact identifier; when two groups with different exact identifiers carry
-   the same key (a remaster with its own ISRC, a catalog's two versions), they stay two and the key (with the
-   records that only have the key) goes to the preferred one (below).
+3. **The key links what has no shared identifier**: a key joins the groups of the records that carry it (an
+   account-data listen to the Spotify URI's track, a label's catalog id to it), preferred group first (below),
+   except a group that would then hold two identifiers of one kind (two Spotify URIs, two ISRCs, two MBIDs,
+   two catalog ids): a remaster with its own ISRC, another release's URI, stay their own tracks.
 4. **Two catalog ids never merge**: a link that would join two tracks of the catalog files is not made
    (the catalog is the authority on what is one track).
 
@@ -107,25 +107,25 @@ class Resolution:
 
 class _Groups:
     """Union-find over aliases. Each group knows its catalog id (it refuses to join two groups holding
-    different ones), its best track id ``(first_seen, id)`` and whether it holds a track id that is not a key."""
+    different ones), its best track id ``(first_seen, id)`` and the kinds of exact identifiers it holds."""
 
     def __init__(self, catalog_ids: set[str]) -> None:
         self.parent: dict[Alias, Alias] = {}
         self.catalog: dict[Alias, str | None] = {}
         self.best: dict[Alias, tuple[dt.datetime, str] | None] = {}
-        self.owned: dict[Alias, bool] = {}
+        self.kinds: dict[Alias, frozenset[str]] = {}
         self.catalog_ids = catalog_ids
 
     def add(self, a: Alias) -> None:
         if a not in self.parent:
-            self.parent[a], self.best[a], self.owned[a] = a, None, False
+            self.parent[a], self.best[a] = a, None
+            self.kinds[a] = frozenset() if a[0] == "key" else frozenset([a[0]])
             self.catalog[a] = a[1] if a[0] != "key" and a[1] in self.catalog_ids else None
 
     def track(self, track_id: str, first_seen: dt.datetime) -> None:
         """Note that ``track_id`` is a track id (a candidate canonical id) first seen then."""
         root = self.find((kind_of(track_id), track_id))
         self.best[root] = min(self.best[root] or (first_seen, track_id), (first_seen, track_id))
-        self.owned[root] = self.owned[root] or kind_of(track_id) != "key"
 
     def find(self, a: Alias) -> Alias:
         self.add(a)
@@ -144,8 +144,13 @@ class _Groups:
         self.parent[rb] = ra
         self.catalog[ra] = ca or cb
         self.best[ra] = min([b for b in (self.best[ra], self.best[rb]) if b is not None], default=None)
-        self.owned[ra] = self.owned[ra] or self.owned[rb]
+        self.kinds[ra] = self.kinds[ra] | self.kinds[rb]
         return True
+
+    def clash(self, a: Alias, b: Alias) -> bool:
+        """True when the groups of ``a`` and ``b`` are two and each holds an identifier of one same kind."""
+        ra, rb = self.find(a), self.find(b)
+        return ra != rb and bool(self.kinds[ra] & self.kinds[rb])
 
     def rank(self, root: Alias) -> tuple:
         """Preference among groups: a catalog track first, then the track first seen."""
@@ -204,12 +209,10 @@ def resolve(sightings: list[Sighting], stored: list[StoredAlias], catalog_ids: s
         if key is not None:
             carriers.setdefault(key, []).extend(s.exact()[:1])
     for key, items in sorted(carriers.items()):
-        roots = {groups.find(a) for a in [key, *items]}
-        owned = sorted((r for r in roots if groups.owned[r]), key=groups.rank)
-        if len(owned) <= 1:
-            _chain(groups, sorted(roots, key=groups.rank))
-        else:
-            _chain(groups, [owned[0], *[r for r in roots if not groups.owned[r]]])
+        roots = sorted({groups.find(a) for a in [key, *items]}, key=groups.rank)
+        for other in roots[1:]:
+            if not groups.clash(roots[0], other):
+                groups.union(roots[0], other)
     return _result(groups, sightings, stored, first)
 
 

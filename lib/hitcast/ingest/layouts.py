@@ -11,8 +11,9 @@ A file's **layout** is its kind and its fields, read from its start only (a few 
 A profile (:mod:`hitcast.ingest.profiles`) **fits** a file when its ``files`` globs match the name (no glob:
 any name), its reader reads that kind (``json`` reads both JSON kinds), and
 
-- with ``columns`` (a CSV without a header): the first row has exactly that many cells and none of them is
-  one of those names;
+- with ``columns`` (a CSV without a header): the first row has exactly that many cells and is not a header
+  (fewer than half of its cells are the column name of their position, case aside: ``Queen, Album, ...``
+  is a row);
 - otherwise: the file has every ``detect`` field (``a|b``: one of them).
 
 Of several profiles that fit, the one whose ``source_fields`` the file has most of is chosen (then the
@@ -124,8 +125,10 @@ def fits(profile: EventProfile, layout: Layout) -> bool:
     if layout.kind not in KINDS[profile.reader]:
         return False
     if profile.columns:
-        names = {c.lower() for c in profile.columns}
-        return len(layout.fields) == len(profile.columns) and not names & {f.lower() for f in layout.fields}
+        if len(layout.fields) != len(profile.columns):
+            return False
+        named = sum(f.strip().lower() == c.lower() for f, c in zip(layout.fields, profile.columns))
+        return 2 * named < len(profile.columns)
     have = set(layout.fields)
     return all(any(a in have for a in alternatives(e)) for e in profile.detect_fields)
 

@@ -33,8 +33,8 @@ Optional keys:
 ``detect``         the fields (``a|b``: one of them) a file must have for the profile to fit it (default:
                    ``required``); see :mod:`hitcast.ingest.layouts`
 ``columns``        for a CSV without a header: the names of its columns, in order ([]: the header names
-                   them). Such a profile fits a file whose first row has that many cells, none of them a
-                   column name
+                   them). Such a profile fits a file whose first row has that many cells and is not a
+                   header
 =================  ================================================================================
 
 ``fields`` has exactly these keys: ``event_id`` (empty: sha256 of the parsed user, time, track and
