@@ -18,6 +18,7 @@ from helpers import REPO
 from hitcast.cluster import standalone
 from hitcast.cluster.package import build_packages, unpack_environment
 from hitcast.config import Config, load_config
+from hitcast.daemons import group_members
 
 #: Columns of a scoring run that differ between any two runs.
 RUN_COLUMNS = ("run_id", "scored_at")
@@ -82,7 +83,7 @@ def standalone_cluster(base: Path) -> Iterator[Cluster]:
         info = standalone.read_pid_file(cfg)
         standalone.stop_cluster(cfg)
         pids = {d.pid for d in info.daemons} if info else set()
-        assert standalone.group_members(pids) == [], "a cluster process is left"
+        assert group_members(pids) == [], "a cluster process is left"
         assert standalone.running_cluster(cfg) is None
         shutil.rmtree(standalone.cluster_dir(cfg) / "work", ignore_errors=True)   # unpacked environments (GBs)
         for scratch in (driver_scratch(cfg), standalone.cluster_dir(cfg) / "local", env):

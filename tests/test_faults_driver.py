@@ -49,9 +49,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from clusterfix import DEMO_SETTINGS, RUN_COLUMNS, job_args
 from helpers import REPO, make_config
-from hitcast.cluster.standalone import group_members
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.config import Config, load_config
+from hitcast.daemons import group_members
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.ingest.quarantine import KEYS as QUARANTINE_KEYS
 from hitcast.model.promote import run_promote

@@ -16,15 +16,15 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from hitcast.config import Config
+from hitcast.daemons import group_members, is_running, log_tail, spawn, stop_groups, write_pid_file
+from hitcast.daemons import read_pid_file as read_json_pid_file
 from hitcast.errors import ConfigError, HitcastError
 from hitcast.ports import port_in_use
 from hitcast.spark import spark_home
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
-#: Daemons this process started, by PID (so that stopping them also reaps them).
-_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 @dataclass(frozen=True)
@@ -151,11 +149,7 @@ def daemon_env(cfg: Config) -> dict[str, str]:
 def _launch(cfg: Config, role: str, index: int = 0) -> Daemon:
     name = "master" if role == "master" else f"worker-{index}"
     log_path = cluster_dir(cfg) / f"{name}.log"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(daemon_command(cfg, role, index), cwd=cluster_dir(cfg), env=daemon_env(cfg),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    _CHILDREN[proc.pid] = proc
+    proc = spawn(daemon_command(cfg, role, index), cwd=cluster_dir(cfg), env=daemon_env(cfg), log_path=log_path)
     c = cfg.cluster
     port, ui = ((c.master_port, c.master_ui_port) if role == "master"
                 else (c.worker_ports[index], c.worker_ui_ports[index]))
@@ -176,21 +170,14 @@ def alive_workers(status: dict | None) -> int:
     return sum(1 for w in (status or {}).get("workers", []) if w.get("state") == "ALIVE")
 
 
-def _log_tail(path: str, lines: int = 12) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _wait_alive(cfg: Config, daemons: list[Daemon]) -> None:
     want = len(cfg.cluster.worker_ports)
     deadline = time.monotonic() + cfg.cluster.start_timeout_s
     while alive_workers(master_status(cfg.cluster.host, cfg.cluster.master_ui_port)) < want:
         for d in daemons:
-            if not _running(d.pid):
+            if not is_running(d.pid):
                 raise HitcastError(f"the cluster's {d.role} (pid {d.pid}) exited while starting; its log "
-                                   f"{d.log} ends:\n{_log_tail(d.log)}")
+                                   f"{d.log} ends:\n{log_tail(d.log)}")
         if time.monotonic() > deadline:
             raise HitcastError(f"the master did not report {want} workers ALIVE within "
                                f"{cfg.cluster.start_timeout_s} s (cluster.start_timeout_s); logs in {cluster_dir(cfg)}")
@@ -242,45 +229,13 @@ def start_cluster(cfg: Config) -> ClusterInfo:
 
 
 def _write_pid_file(cfg: Config, info: ClusterInfo) -> None:
-    pid_file(cfg).write_text(json.dumps(asdict(info), indent=1))
+    write_pid_file(pid_file(cfg), info)
 
 
 def read_pid_file(cfg: Config) -> ClusterInfo | None:
     """The cluster the PID file records, if the file exists."""
-    path = pid_file(cfg)
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return ClusterInfo(data["master_url"], data["ui_url"], tuple(Daemon(**d) for d in data["daemons"]),
-                       data.get("start_s", 0.0))
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:        # a zombie (exited, not yet reaped by its parent) no longer runs
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
-def group_members(pgids: set[int]) -> list[int]:
-    """PIDs of live processes in the process groups ``pgids`` (Linux ``/proc``)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().split(") ")[-1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) in pgids:
-            members.append(int(entry.name))
-    return members
+    return read_json_pid_file(pid_file(cfg), lambda data: ClusterInfo(
+        data["master_url"], data["ui_url"], tuple(Daemon(**d) for d in data["daemons"]), data.get("start_s", 0.0)))
 
 
 def running_cluster(cfg: Config) -> ClusterInfo | None:
@@ -296,33 +251,9 @@ def running_cluster(cfg: Config) -> ClusterInfo | None:
 
 
 def _stop_daemons(daemons: list[Daemon] | tuple[Daemon, ...], *, timeout_s: float) -> list[int]:
-    """SIGTERM every daemon's process group (workers first), SIGKILL what is left after ``timeout_s``.
-
-    Returns the PIDs still alive afterwards (none, normally).
-    """
-    groups = {d.pid for d in daemons}
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for d in sorted(daemons, key=lambda d: d.role == "master"):
-            try:
-                os.killpg(d.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        deadline = time.monotonic() + timeout_s
-        while group_members(groups) and time.monotonic() < deadline:
-            _reap()
-            time.sleep(0.2)
-        _reap()
-        if not group_members(groups):
-            return []
-        log.warning("cluster processes %s did not stop on %s", group_members(groups), sig.name)
-    return group_members(groups)
-
-
-def _reap() -> None:
-    """Collect the daemons this process started that have exited, so they do not linger as zombies."""
-    for pid, proc in list(_CHILDREN.items()):
-        if proc.poll() is not None:
-            _CHILDREN.pop(pid, None)
+    """Stop every daemon's process group (workers first); returns the PIDs still alive (none, normally)."""
+    ordered = sorted(daemons, key=lambda d: d.role == "master")
+    return stop_groups([d.pid for d in ordered], timeout_s=timeout_s, what="cluster")
 
 
 def stop_cluster(cfg: Config, *, timeout_s: float = 30) -> ClusterInfo | None:

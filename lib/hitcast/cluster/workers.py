@@ -13,9 +13,9 @@ import signal
 import time
 from dataclasses import replace
 
-from hitcast.cluster.standalone import (Daemon, _launch, _reap, _write_pid_file, alive_workers, group_members,
-                                        master_status, running_cluster)
+from hitcast.cluster.standalone import Daemon, _launch, _write_pid_file, alive_workers, master_status, running_cluster
 from hitcast.config import Config
+from hitcast.daemons import group_members, reap
 from hitcast.errors import HitcastError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def kill_worker(cfg: Config, index: int, *, timeout_s: float = 30) -> list[int]:
         pass
     deadline = time.monotonic() + timeout_s
     while group_members({daemon.pid}):
-        _reap()
+        reap()
         if time.monotonic() > deadline:
             raise HitcastError(f"worker-{index} processes {group_members({daemon.pid})} survived SIGKILL")
         time.sleep(0.1)

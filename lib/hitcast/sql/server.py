@@ -14,11 +14,9 @@ the tables and views (:mod:`hitcast.sql.register`). :func:`stop_server` stops th
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -26,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hitcast.config import Config
+from hitcast.daemons import log_tail, spawn, stop_groups, write_pid_file
+from hitcast.daemons import read_pid_file as read_json_pid_file
 from hitcast.errors import ConfigError, HitcastError
 from hitcast.ports import port_in_use
 from hitcast.spark import delta_jar_files, spark_home
@@ -36,8 +36,6 @@ MAIN_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 #: Authentication settings under which the server checks nobody (so it may only listen on loopback).
 OPEN_AUTH = ("NONE", "NOSASL")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-#: Servers this process started, by PID (so that stopping one also reaps it).
-_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 @dataclass(frozen=True)
@@ -146,14 +144,6 @@ def accepts(host: str, port: int) -> bool:
         return False
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
-
-
 def wait_until_accepting(proc: subprocess.Popen, host: str, port: int, *, timeout_s: float, log_path: Path) -> None:
     """Wait until ``host:port`` accepts connections while ``proc`` runs.
 
@@ -166,20 +156,17 @@ def wait_until_accepting(proc: subprocess.Popen, host: str, port: int, *, timeou
     while not accepts(host, port):
         if proc.poll() is not None:
             raise HitcastError(f"the SQL endpoint exited with status {proc.returncode} before listening on "
-                               f"{host}:{port}; its log {log_path} ends:\n{_log_tail(log_path)}")
+                               f"{host}:{port}; its log {log_path} ends:\n{log_tail(log_path, 15)}")
         if time.monotonic() > deadline:
             _terminate(proc.pid, timeout_s=30)
             raise HitcastError(f"the SQL endpoint did not listen on {host}:{port} within {timeout_s:.0f} s "
-                               f"(sql.start_timeout_s); stopped it. Its log {log_path} ends:\n{_log_tail(log_path)}")
+                               f"(sql.start_timeout_s); stopped it. Its log {log_path} ends:\n{log_tail(log_path, 15)}")
         time.sleep(0.5)
 
 
 def read_pid_file(cfg: Config) -> ServerInfo | None:
     """The server the PID file records, if the file exists."""
-    path = pid_file(cfg)
-    if not path.is_file():
-        return None
-    return ServerInfo(**json.loads(path.read_text()))
+    return read_json_pid_file(pid_file(cfg), lambda data: ServerInfo(**data))
 
 
 def is_server_process(pid: int) -> bool:
@@ -215,10 +202,7 @@ def launch(cfg: Config, port: int) -> tuple[subprocess.Popen, Path]:
     env = dict(os.environ, SPARK_HOME=str(spark_home()))
     if is_loopback(cfg.sql.host):
         env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(server_command(cfg, port), cwd=base, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    _CHILDREN[proc.pid] = proc
+    proc = spawn(server_command(cfg, port), cwd=base, env=env, log_path=log_path)
     return proc, log_path
 
 
@@ -254,7 +238,7 @@ def start_server(cfg: Config, *, port: int | None = None, register: bool = True)
     try:
         wait_until_accepting(proc, host, port, timeout_s=cfg.sql.start_timeout_s, log_path=log_path)
         info = ServerInfo(**{**asdict(info), "start_s": round(time.perf_counter() - t0, 1)})
-        pid_file(cfg).write_text(json.dumps(asdict(info)))
+        write_pid_file(pid_file(cfg), info)
         log.info("SQL endpoint listening on %s:%d after %.1f s (pid %d, log %s)", host, port, info.start_s,
                  proc.pid, log_path)
         if register:
@@ -284,26 +268,10 @@ def refresh(cfg: Config, *, port: int | None = None):
 
 
 def _terminate(pid: int, *, timeout_s: float) -> None:
-    """SIGTERM the process group ``pid`` leads, then SIGKILL it after ``timeout_s``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            child = _CHILDREN.get(pid)
-            if child is not None:
-                if child.poll() is not None:                  # our child: reaped
-                    _CHILDREN.pop(pid, None)
-                    return
-            else:
-                try:
-                    os.kill(pid, 0)                           # not our child: is it still there?
-                except ProcessLookupError:
-                    return
-            time.sleep(0.2)
-        log.warning("SQL endpoint process %d did not stop on %s", pid, sig.name)
+    """Stop the process group ``pid`` leads (SIGTERM, SIGKILL after ``timeout_s``)."""
+    left = stop_groups([pid], timeout_s=timeout_s, what="SQL endpoint")
+    if left:
+        log.warning("SQL endpoint processes %s are still alive after SIGKILL", left)
 
 
 def stop_server(cfg: Config, *, timeout_s: float = 60) -> ServerInfo | None:
