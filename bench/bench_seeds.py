@@ -36,7 +36,8 @@ def main() -> None:
     examples, spectrograms, inputs = table_inputs(spark, cfg)
     rows = eval_rows(examples, spectrograms)
     truth, reason = load_truth_or_reason(cfg)
-    limit = truth_result(truth, rows) if truth is not None else None
+    limit = truth_result(truth, rows, min_group_rows=cfg.evaluate.min_group_rows,
+                         threshold_rule=cfg.train.threshold) if truth is not None else None
     if limit is None:
         log.warning("no ground-truth limit: %s", reason)
     variants = [cfg.train.variant] + [v for v in cfg.evaluate.ablations if v != cfg.train.variant]

@@ -33,7 +33,7 @@ def literal_rows() -> pd.DataFrame:
 def test_assess_picks_threshold_on_validation_and_scores_test():
     rows = literal_rows()
     p = np.array([.9, .2, .6, .5, .7, .3, .65, .4])
-    r = assess("fused", "fused-x", rows=rows, p=p, min_group_rows=1)
+    r = assess("fused", "fused-x", rows=rows, p=p, min_group_rows=1, threshold_rule="f1_max")
     assert r.threshold == 0.6                      # validation: hits at .9 and .6, the best F1 cut is .6
     assert r.metrics["f1"] == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))   # test: tp t4, fp t6, fn t7
     assert r.metrics["roc_auc"] == pytest.approx(0.75)
@@ -48,13 +48,13 @@ def test_truth_limit_joins_on_track_and_cutoff():
     truth = pd.DataFrame({"track_id": [f"t{i}" for i in range(8)] + ["t9"],
                           "cutoff": pd.to_datetime(["2025-07-01"] * 4 + ["2025-09-01"] * 5).date,
                           "true_hit_probability": [.8, .1, .7, .2, .9, .1, .2, .8, .5]})
-    limit = truth_result(truth, rows, min_group_rows=1)
+    limit = truth_result(truth, rows, min_group_rows=1, threshold_rule="f1_max")
     assert (limit.name, limit.threshold, limit.metrics["f1"], limit.metrics["roc_auc"]) == \
         ("ground truth", 0.7, 1.0, 1.0)
-    assert truth_result(truth.assign(track_id="zz"), rows) is None
-    notes = comparison_notes([assess("fused", "v", rows=rows, p=np.full(8, .5)), assess("tabular", "w", rows=rows,
-                                                                                        p=np.full(8, .4))],
-                             limit, limit_reason="")
+    assert truth_result(truth.assign(track_id="zz"), rows, min_group_rows=1, threshold_rule="f1_max") is None
+    flat = [assess(name, v, rows=rows, p=np.full(8, p), min_group_rows=20, threshold_rule="f1_max")
+            for name, v, p in (("fused", "v", .5), ("tabular", "w", .4))]
+    notes = comparison_notes(flat, limit, limit_reason="")
     assert notes[0] == "fused vs tabular: F1 0.667 vs 0.667, ROC-AUC 0.500 vs 0.500: fused does NOT win on both"
     assert notes[1] == ("limit: the generator's true probabilities reach test F1 1.000 (ROC-AUC 1.000); "
                         "fused is 33.3 F1 points below it (more than 5 points)")
@@ -67,9 +67,11 @@ def test_truth_absent_gives_a_reason(cfg):
 
 def test_report_writes_markdown_pngs_and_json(tmp_path):
     rows = literal_rows()
-    a = assess("fused", "fused-abc", rows=rows, p=np.array([.9, .2, .6, .5, .7, .3, .65, .4]), min_group_rows=1)
-    b = assess("tabular", "tabular-def", rows=rows, p=np.array([.5, .5, .6, .4, .6, .5, .4, .3]), min_group_rows=1)
-    path = write_report([a, b], tmp_path / "rep", title="test report", notes=["a note"])
+    a = assess("fused", "fused-abc", rows=rows, p=np.array([.9, .2, .6, .5, .7, .3, .65, .4]), min_group_rows=1,
+               threshold_rule="f1_max")
+    b = assess("tabular", "tabular-def", rows=rows, p=np.array([.5, .5, .6, .4, .6, .5, .4, .3]), min_group_rows=1,
+               threshold_rule="f1_max")
+    path = write_report([a, b], tmp_path / "rep", title="test report", notes=["a note"], bins=10)
     assert path == tmp_path / "rep" / "report.md"
     for name in PLOTS:
         png = tmp_path / "rep" / name
@@ -129,7 +131,8 @@ def test_labelled_examples_come_from_the_ingested_catalog(spark, tmp_path):
     catalog = read_catalog(spark, cfg)
     features = model_features(catalog, [])
     assert features == [c for c in CANDIDATES if c != "explicit"]     # every numeric column with values
-    ex = {r.track_id: r.asDict() for r in as_examples(catalog, features=features).collect()}
+    examples = as_examples(catalog, features=features, test_from=2010, validation_share=10)
+    ex = {r.track_id: r.asDict() for r in examples.collect()}
     assert sorted(ex) == ["u1", "u2", "u7"]            # u4 has no label; u7: xxhash64 % 100 = 0 < 10
     u1 = ex["u1"]                                       # in both files: dataset-of-60s.csv sorts last and wins
     assert (u1["is_hit"], u1["danceability"], u1["sections"], u1["chorus_hit"], u1["duration_ms"]) == \
@@ -178,7 +181,8 @@ def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):
     assert feature_columns(joined)[-2:] == ["audio_appeal", "log_rate"]   # the GBT's extra inputs
     got = {r["track_id"]: r["audio_appeal"] for r in joined.select("track_id", "audio_appeal").distinct().collect()}
     assert got["t000"] is None and got["t001"] == pytest.approx(1.5 * bright[1] + dance[1])
-    limit = assess("ground truth", "generator", rows=rows, p=rows["is_hit"].to_numpy(dtype=float))
+    limit = assess("ground truth", "generator", rows=rows, p=rows["is_hit"].to_numpy(dtype=float), min_group_rows=20,
+                   threshold_rule="f1_max")
     notes = comparison_notes([plain], limit, limit_reason="", oracle=oracle)
     assert notes[-1] == (f"learnable: a GBT trained on the same rows with the generator's latent values as extra "
                          f"inputs reaches F1 {oracle.metrics['f1']:.3f} (ROC-AUC {oracle.metrics['roc_auc']:.3f}), "

@@ -59,8 +59,8 @@ def eval_rows(examples: DataFrame, spectrograms: DataFrame | None,
     return pdf
 
 
-def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int = 20,
-           threshold_rule: str = "f1_max") -> ModelResult:
+def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_group_rows: int,
+           threshold_rule: str) -> ModelResult:
     """Threshold on the validation rows (by ``threshold_rule``, see ``train.threshold``), metrics on the
     test rows of ``rows`` scored ``p``."""
     df = rows.assign(p=np.asarray(p, dtype=np.float64))

@@ -13,8 +13,8 @@ from hitcast.model.tabular import TabularStats
 log = logging.getLogger(__name__)
 
 
-def gbt_scores(examples: DataFrame, stats: TabularStats, *, iterations: int = 60, max_depth: int = 4,
-               seed: int = 7, train_split: str = "train") -> pd.DataFrame:
+def gbt_scores(examples: DataFrame, stats: TabularStats, *, iterations: int, max_depth: int, seed: int,
+               train_split: str = "train") -> pd.DataFrame:
     """Fit ``GBTClassifier`` on the train split and score every other row.
 
     Parameters

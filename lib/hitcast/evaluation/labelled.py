@@ -119,7 +119,7 @@ def artist_history(catalog: DataFrame, *, period_years: int) -> DataFrame:
         F.when(F.col("prev_labelled") > 0, F.col("prev_hits") / F.col("prev_labelled")).alias("artist_prev_hit_rate"))
 
 
-def as_examples(catalog: DataFrame, *, features: list[str], test_from: int = 2010, validation_share: int = 10,
+def as_examples(catalog: DataFrame, *, features: list[str], test_from: int, validation_share: int,
                 history: DataFrame | None = None) -> DataFrame:
     """Labelled catalog rows shaped as ``training_examples``, split by release year.
 

@@ -38,7 +38,8 @@ def load_truth_or_reason(cfg: Config) -> tuple[pd.DataFrame | None, str]:
     return truth, ""
 
 
-def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, min_group_rows: int = 20) -> ModelResult | None:
+def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, *, min_group_rows: int,
+                 threshold_rule: str) -> ModelResult | None:
     """Assess ``true_hit_probability`` as if it were a model's score on ``rows`` (validation + test).
 
     Rows without a ground-truth probability are left out (logged); ``None`` when none match.
@@ -51,7 +52,8 @@ def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, min_group_rows: int = 
     if merged.empty:
         return None
     return assess("ground truth", "generator", rows=merged.drop(columns=["true_hit_probability"]),
-                  p=merged["true_hit_probability"].to_numpy(), min_group_rows=min_group_rows)
+                  p=merged["true_hit_probability"].to_numpy(), min_group_rows=min_group_rows,
+                  threshold_rule=threshold_rule)
 
 
 def oracle_result(cfg: Config, examples: DataFrame, truth: pd.DataFrame, *, rows: pd.DataFrame) -> ModelResult:

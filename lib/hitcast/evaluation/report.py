@@ -31,7 +31,7 @@ def _pyplot():
     return plt
 
 
-def plot_curves(results: Sequence[ModelResult], out_dir: Path, bins: int = 10) -> list[Path]:
+def plot_curves(results: Sequence[ModelResult], out_dir: Path, bins: int) -> list[Path]:
     """Write the PNG plots of ``results`` into ``out_dir``; returns their paths (see module docstring)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -130,7 +130,7 @@ def breakdown_table(results: Sequence[ModelResult], by: str) -> str:
 
 
 def write_report(results: Sequence[ModelResult], out_dir: Path, *, title: str, notes: Sequence[str] = (),
-                 bins: int = 10) -> Path:
+                 bins: int) -> Path:
     """Write ``report.md``, the PNG plots and ``results.json`` into ``out_dir``.
 
     Returns

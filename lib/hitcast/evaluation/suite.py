@@ -79,7 +79,8 @@ def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     if cfg.evaluate.gbt:
         results.append(gbt_result(cfg, examples, rows))
     truth, reason = load_truth_or_reason(cfg)
-    limit = truth_result(truth, rows, cfg.evaluate.min_group_rows) if truth is not None else None
+    limit = truth_result(truth, rows, min_group_rows=cfg.evaluate.min_group_rows,
+                                 threshold_rule=cfg.train.threshold) if truth is not None else None
     if truth is not None and limit is None:
         reason = "the ground truth matches none of the evaluation rows"
     if limit is None:

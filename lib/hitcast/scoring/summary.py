@@ -75,7 +75,7 @@ def evaluation_of(report_dir: Path, model_version: str) -> dict[str, Any]:
     return next((r for r in results.values() if isinstance(r, dict) and r.get("version") == model_version), {})
 
 
-def pipeline_summary(spark: SparkSession, cfg: Config, *, top_n: int = 10) -> PipelineSummary:
+def pipeline_summary(spark: SparkSession, cfg: Config, *, top_n: int) -> PipelineSummary:
     """Read ``predictions``, ``catalog`` and ``models`` and summarise the scoring model's scores (the
     champion, or ``score.model_version``).
 
