@@ -10,7 +10,7 @@ F1 and ROC-AUC, and its F1 gap to the generator's ground-truth limit. Needs the 
 """
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 import logging
 import time
 
@@ -43,8 +43,7 @@ def main() -> None:
     variants = [cfg.train.variant] + [v for v in cfg.evaluate.ablations if v != cfg.train.variant]
     table: dict[int, dict[str, dict[str, float]]] = {}
     for seed in seeds:
-        run = copy.deepcopy(cfg)
-        run.train.seed = seed
+        run = replace(cfg, train=replace(cfg.train, seed=seed))
         t0 = time.perf_counter()
         table[seed] = {}
         for v in variants:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from hitcast.cli import job_parser, run_stage
 
@@ -16,9 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hitcast.features.stage import run_features
 
-    def configure(cfg) -> None:
-        if args.cutoffs:
-            cfg.features.cutoffs = list(args.cutoffs)
+    def configure(cfg):
+        if not args.cutoffs:
+            return cfg
+        return replace(cfg, features=replace(cfg.features, cutoffs=list(args.cutoffs)))
 
     return run_stage(args, "hitcast-features", run_features, configure=configure)
 

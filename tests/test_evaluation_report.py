@@ -2,6 +2,7 @@
 baseline, a labelled catalog's examples and artist history, and the report with its PNGs."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_report_writes_markdown_pngs_and_json(tmp_path):
 
 
 def test_gbt_baseline_on_synthetic_rows(spark, cfg):
-    cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth = 5, 3
+    cfg = dataclasses.replace(cfg, evaluate=dataclasses.replace(cfg.evaluate, gbt_iterations=5, gbt_max_depth=3))
     examples, spectrograms = synth_frames(spark, 30)
     rows = eval_rows(examples, spectrograms)
     assert len(rows) == 60 and set(rows["period"]) == {"2024Q2"}
@@ -165,7 +166,7 @@ def test_artist_history_counts_earlier_periods_only(spark):
 
 
 def test_oracle_gbt_gets_the_generator_latents_and_is_reported(spark, cfg):
-    cfg.evaluate.gbt_iterations, cfg.evaluate.gbt_max_depth = 5, 3
+    cfg = dataclasses.replace(cfg, evaluate=dataclasses.replace(cfg.evaluate, gbt_iterations=5, gbt_max_depth=3))
     examples, _ = synth_frames(spark, 30)
     rows = eval_rows(examples, None)
     plain = gbt_result(cfg, examples, rows)

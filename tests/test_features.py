@@ -1,6 +1,7 @@
 """Point-in-time features, artist features, labels and splits on a handful of literal rows."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -150,7 +151,7 @@ def test_time_split_and_artist_disjoint_split(spark, tmp_path):
     by_cut = {(r["cutoff"], r["split"]) for r in add_split(df, cfg.features).select("cutoff", "split").collect()}
     assert by_cut == {(dt.date(2025, 3, 1), "train"), (dt.date(2025, 5, 1), "train"),
                       (dt.date(2025, 7, 1), "validation"), (dt.date(2025, 9, 1), "test")}
-    cfg.features.artist_disjoint = True
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, artist_disjoint=True))
     out = add_split(df, cfg.features)
     per_artist = out.groupBy("artist_id").agg(F.countDistinct("split").alias("n"), F.first("split").alias("s"))
     assert per_artist.where("n <> 1").count() == 0          # each artist in exactly one split

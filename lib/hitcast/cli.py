@@ -69,7 +69,7 @@ def step(name: str) -> Iterator[None]:
 
 
 def run_stage(args: argparse.Namespace, app_name: str, entry: Callable[[Any, Config], Any],
-              *, configure: Callable[[Config], None] | None = None) -> int:
+              *, configure: Callable[[Config], Config] | None = None) -> int:
     """Run one stage: configuration, session, ``entry(spark, cfg)``, its summary logged, session stopped.
 
     Parameters
@@ -81,7 +81,7 @@ def run_stage(args: argparse.Namespace, app_name: str, entry: Callable[[Any, Con
     entry
         The stage's library entry point; it returns a typed summary whose ``str`` is logged.
     configure
-        Optional changes to the loaded configuration from job-specific arguments.
+        Optional: the loaded configuration with job-specific arguments applied (a new, frozen ``Config``).
 
     Returns
     -------
@@ -94,7 +94,7 @@ def run_stage(args: argparse.Namespace, app_name: str, entry: Callable[[Any, Con
     try:
         cfg = config_from_args(args)
         if configure is not None:
-            configure(cfg)
+            cfg = configure(cfg)
     except HitcastError as exc:
         log.error("%s", exc)
         return 2

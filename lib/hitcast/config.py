@@ -9,6 +9,10 @@ Every key and its default is in ``conf/base.yaml`` and nowhere else: the datacla
 the types. Unknown keys are errors (a typo must not be silently ignored), a missing key is an error, and
 a mode string (``train.variant``, ``dsp.crop``, ...) outside its allowed values is an error when the
 file loads; every such error names the key.
+
+A loaded configuration is frozen: a job or a test that needs other values makes a new one with
+``dataclasses.replace`` (``replace(cfg, train=replace(cfg.train, epochs=1))``), so nothing changes under a
+stage that holds it.
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ DEFAULT_CONF = PROJECT_ROOT / "conf" / "local.yaml"
 BASE_CONF = PROJECT_ROOT / "conf" / "base.yaml"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SparkSection:
     """How the Spark session is built (see :mod:`hitcast.spark`)."""
 
@@ -56,7 +60,7 @@ class SparkSection:
     driver_memory: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathsSection:
     """Where tables, raw inputs, models and reports live. Relative paths are relative to ``root``."""
 
@@ -68,7 +72,7 @@ class PathsSection:
     reports: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoSection:
     """The demo catalog generator."""
 
@@ -87,7 +91,7 @@ class DemoSection:
     events_per_partition: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class IngestSection:
     """Where raw inputs are and how they map onto the input contract."""
 
@@ -113,7 +117,7 @@ class IngestSection:
     csv_options: dict[str, str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeaturesSection:
     """Point-in-time features and labels."""
 
@@ -137,7 +141,7 @@ class FeaturesSection:
                               "(the lgConfigK of Spark's hll_sketch_agg)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DspSection:
     """Audio decoding and log-mel settings; their hash is the spectrogram ``dsp_version``."""
 
@@ -156,7 +160,7 @@ class DspSection:
     tracks_per_partition: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSection:
     """Distributed CNN training."""
 
@@ -188,7 +192,7 @@ class TrainSection:
     timeout_s: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvaluateSection:
     """Evaluation: ablations, the GBT baseline and report settings."""
 
@@ -201,7 +205,7 @@ class EvaluateSection:
     calibration_bins: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabelledSection:
     """A catalog with a known label (``known_label``) and release dates, evaluated by ``evaluate.py --labelled``."""
 
@@ -213,7 +217,7 @@ class LabelledSection:
     reference: dict[str, float]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreSection:
     """Catalog-wide scoring."""
 
@@ -227,7 +231,7 @@ class ScoreSection:
     staging_max_age_hours: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class PromoteSection:
     """Promotion of a candidate model to champion (``jobs/promote.py``): how much worse than the champion, on
     the test split, a candidate may be and still be promoted without ``--force``."""
@@ -236,7 +240,7 @@ class PromoteSection:
     margin_f1: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class SqlSection:
     """The analysts' SQL endpoint: Spark's Thrift JDBC/ODBC server (:mod:`hitcast.sql`)."""
 
@@ -255,7 +259,7 @@ class SqlSection:
     conf: dict[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterSection:
     """A Spark standalone cluster on this machine (:mod:`hitcast.cluster.standalone`, ``make cluster-up``)."""
 
@@ -279,7 +283,7 @@ class ClusterSection:
     python_env: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one hitcast run."""
 
@@ -395,8 +399,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
     root = data["paths"].get("root", ".")
     if not Path(str(root)).is_absolute():
         data["paths"]["root"] = str((PROJECT_ROOT / str(root)).resolve())
-    cfg = _build(Config, data, "")
-    cfg.source = str(conf_path)
+    cfg = dataclasses.replace(_build(Config, data, ""), source=str(conf_path))
     log.debug("loaded configuration %s with %d overrides", conf_path, len(overrides))
     return cfg
 
