@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from hitcast.cli import config_from_args, job_parser
 from hitcast.dailyrun import run_daily
-from hitcast.features.dailytable import rebuild
+from hitcast.features.dailytable import rebuild, update_engagement_daily
 from hitcast.features.engagement import track_aggregates
 from hitcast.features.examples import build_training_examples
 from hitcast.features.stage import write_training_examples
@@ -150,6 +150,27 @@ def write_day(spark, cfg, day: dt.date, rng: np.random.Generator, *, events_per_
                 w.writerow(["" if r[c] is None or r[c] != r[c] else r[c] for c in cols])
 
 
+def double_history(spark, cfg) -> int:
+    """Append to ``engagement_events`` a copy of every event shifted back by the history's span (new
+    ``event_id``s, ``source_file`` prefixed ``doubled:``), so the history is twice as long with the same daily
+    rate; returns the events added (0 when it was doubled before). ``engagement_daily`` takes them in from the
+    change feed at the next update."""
+    events = read_table(spark, cfg, "engagement_events")
+    if events.where(F.col("source_file").startswith("doubled:")).limit(1).count():
+        return 0
+    first, last = events.agg(F.min("event_date"), F.max("event_date")).first()
+    span = (last - first).days + 1
+    shifted = events.select(
+        F.concat(F.lit("d2-"), F.col("event_id")).alias("event_id"), "user_id", "track_id", "event_type",
+        (F.col("event_time") - F.expr(f"INTERVAL {span} DAYS")).alias("event_time"), "ms_played", "known_track",
+        F.date_sub("event_date", span).alias("event_date"),
+        F.concat(F.lit("doubled:"), F.col("source_file")).alias("source_file"), "ingested_at")
+    n = events.count()
+    shifted.write.format("delta").mode("append").save(cfg.table("engagement_events"))
+    log.info("history doubled: %d events shifted back %d days", n, span)
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser("bench_daily.py", "Aggregates for 17 cutoffs vs DuckDB, and a simulated week of daily runs.")
     parser.add_argument("--out", default="data/bench", help="the bench-features folder (raw data and tables)")
@@ -159,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-a", action="store_true")
     parser.add_argument("--skip-b", action="store_true")
     parser.add_argument("--scoring", action="store_true", help="also spectrograms and scoring in (b)")
+    parser.add_argument("--double-history", action="store_true",
+                        help="first make the history twice as long (a shifted copy of every event): the week "
+                             "should cost the same")
     args = parser.parse_args(argv)
     args.overrides = [*args.overrides, f"paths.raw={args.out}/raw", f"paths.warehouse={args.out}/warehouse",
                       f"paths.audio_roots=[{args.out}/raw/audio]", f"ingest.catalog_path={args.out}/raw/catalog",
@@ -168,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     sampler.start()
     spark = build_session(cfg, "hitcast-bench-daily")
     report = []
+    if args.double_history:
+        added = double_history(spark, cfg)
+        update_engagement_daily(spark, cfg)
+        report.append(f"history doubled: {added:,} events added" if added else "history doubled before")
     if not args.skip_a:
         a = part_a(spark, cfg)
         report += [f"(a) {a['events']:,} events, {a['daily_rows']:,} engagement_daily rows, {len(cfg.features.cutoffs)} cutoffs",
