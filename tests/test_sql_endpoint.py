@@ -50,7 +50,7 @@ VIEW_COLUMNS = {
 }
 #: The warehouse tables the endpoint serves (engagement_events and quarantine hold user-level rows: never).
 SERVED_TABLES = {"catalog", "training_examples", "spectrograms", "models", "model_promotions", "predictions",
-                 "scoring_runs", "scoring_features", "audio_embeddings"}
+                 "scoring_runs", "scoring_features", "audio_embeddings", "track_aliases"}
 
 
 def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
