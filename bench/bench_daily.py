@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 from pyspark.sql import functions as F

@@ -15,6 +15,7 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import make_config
+from hitcast.features.dailytable import update_engagement_daily
 from hitcast.ingest.identity import Sighting, StoredAlias, resolve
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.schemas import PREDICTIONS
@@ -80,6 +81,7 @@ def runs(spark, tmp_path_factory):
     cfg = make_config(root, *settings)
     names = ("engagement_events", "track_aliases", "catalog", "quarantine")
     first = run_ingest(spark, cfg)
+    update_engagement_daily(spark, cfg)
     after1 = {n: table(spark, cfg, n).collect() for n in names}
     score = Row(*PREDICTIONS.fieldNames())(DM_HALO, "m1", 0.7, 70.0, True, "no_audio", "no_spectrogram", [], "i", "s",
                                            dt.date(2023, 3, 10), "r1", NOW)
@@ -87,6 +89,8 @@ def runs(spark, tmp_path_factory):
     shutil.copytree(FIXTURES / "catalog", root / "catalog")
     second = run_ingest(spark, cfg)
     after2 = {n: table(spark, cfg, n).collect() for n in (*names, "predictions")}
+    after2["daily"] = update_engagement_daily(spark, cfg)
+    after2["engagement_daily"] = table(spark, cfg, "engagement_daily").collect()
     third = run_ingest(spark, make_config(root, *settings, "ingest.new_files_only=false"))
     return cfg, (first, second, third), (after1, after2)
 
@@ -143,6 +147,13 @@ def test_a_catalog_row_with_an_isrc_absorbs_derived_tracks_in_one_merge(spark, r
                                CAT(B_HALO, "Beyoncé", "Halo", True, LFM),
                                CAT(LBL, "Depeche Mode", "Halo", False, "labels.csv")])
     assert [(r.track_id, r.model_version, r.hit_probability) for r in after2["predictions"]] == [(LBL, "m1", 0.7)]
+    # the merge updated the events' track_id, so engagement_daily is rebuilt: every day's row under the id its
+    # events now carry, none left under the ids that merged
+    assert (after2["daily"].mode, after2["daily"].reason) == ("rebuilt", "events were updated or deleted")
+    daily = {(r.track_id, str(r.event_date)): (r.plays, r.events) for r in after2["engagement_daily"]}
+    assert daily[(LBL, "2023-03-08")] == (1, 1) and daily[(LBL, "2023-03-09")] == (1, 1)
+    assert not {t for t, _ in daily} & {DM_HALO, DM_REMASTER}
+    assert sum(n for _, n in daily.values()) == len(after2["engagement_events"])
 
 
 def test_a_rerun_over_every_file_changes_nothing_and_the_sql_endpoint_serves_the_aliases(spark, runs):
