@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 JOB = $(PYTHON) jobs
 
 .PHONY: help setup venv jars demo daily hit-predictor test test-all bench bench-spectrograms bench-training bench-features \
-        bench-seeds bench-scoring bench-sql bench-cluster bench-daily package clean clean-data test-cluster
+        bench-seeds bench-scoring bench-sql bench-cluster bench-daily package clean clean-data test-cluster mlflow-ui
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -107,6 +107,9 @@ bench-scoring: setup  ## scoring stage on local[2] vs single-process inference, 
 	$(PYTHON) bench/bench_scoring.py --conf $(CONF)
 
 .PHONY: sql-server sql-server-stop
+mlflow-ui: setup  ## the MLflow UI on 127.0.0.1:5000 (runs, curves, the registered model and its champion alias); after make demo
+	$(JOB)/mlflow_ui.py --conf $(CONF)
+
 sql-server: setup  ## SQL endpoint for analysts (Thrift JDBC/ODBC on 127.0.0.1:10000): tables + views; after make demo
 	$(JOB)/sql_server.py start --conf $(CONF)
 

@@ -78,7 +78,7 @@ from hitcast.config import Config  # noqa: E402
 from hitcast.features.examples import features_as_of  # noqa: E402
 from hitcast.model.architecture import input_names  # noqa: E402
 from hitcast.model.bundle import load_bundle, resolve_model  # noqa: E402
-from hitcast.model.registry import ModelNotFoundError  # noqa: E402
+from hitcast.lifecycle.registry import ModelNotFoundError  # noqa: E402
 from hitcast.scoring.inputs import light_inputs, with_mel, with_mode, with_source_hash  # noqa: E402
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions  # noqa: E402
 from hitcast.scoring.stage import default_as_of, ensure_predictions_table, model_variant, score_into  # noqa: E402

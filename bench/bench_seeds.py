@@ -18,8 +18,9 @@ import numpy as np
 
 from hitcast.cli import config_from_args, job_parser
 from hitcast.evaluation.ablations import eval_rows, keras_result
-from hitcast.evaluation.limit import load_truth_or_reason, truth_result
-from hitcast.evaluation.metrics import f1_top_share
+from hitcast.demo.truth import load_truth_or_reason
+from hitcast.evaluation.limit import truth_result
+from hitcast.metrics import f1_top_share
 from hitcast.model.training import table_inputs
 from hitcast.spark import build_session
 
@@ -47,7 +48,7 @@ def main() -> None:
         t0 = time.perf_counter()
         table[seed] = {}
         for v in variants:
-            r = keras_result(spark, run, examples, spectrograms=spectrograms, inputs=inputs, variant=v, rows=rows)
+            r, _ = keras_result(spark, run, examples, spectrograms=spectrograms, inputs=inputs, variant=v, rows=rows)
             share = f1_top_share(r.test["is_hit"].to_numpy(), r.test["p"].to_numpy(), r.test["cutoff"].to_numpy(),
                                  share=cfg.features.hit_share)
             table[seed][v] = {"f1": r.metrics["f1"], "f1_top": share, "auc": r.metrics["roc_auc"]}

@@ -14,8 +14,8 @@ from pathlib import Path
 from hitcast.cli import config_from_args, job_parser
 from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
-from hitcast.model.promote import run_promote
-from hitcast.model.training import run_training
+from hitcast.lifecycle.promote import run_promote
+from hitcast.lifecycle.training import run_training
 from hitcast.scoring.stage import run_scoring
 from hitcast.spark import build_session
 from hitcast.spectrograms.stage import run_spectrograms

@@ -13,7 +13,9 @@ def main(argv: list[str] | None = None) -> int:
         "F1, precision, recall, ROC-AUC, PR-AUC and Brier overall, per genre, per release quarter and for\n"
         "cold-start tracks; for the configured variant, the ablations in evaluate.ablations (trained the\n"
         "same way, reused when their version exists), a Spark MLlib GBT baseline, and the demo generator's\n"
-        "ground-truth limit. Writes paths.reports/evaluation/report.md with PNG plots.\n"
+        "ground-truth limit. Writes paths.reports/evaluation/report.md with PNG plots. Every model version\n"
+        "it trained or reused is registered (MLflow run and registered version, the `models` table) with its\n"
+        "test figures, and the report is logged to each run.\n"
         "With --labelled (after jobs/ingest.py with the same --conf): a catalog with a known label and release\n"
         "dates, e.g. --conf conf/spotify-hit-predictor.yaml. Split by release year (labelled.test_from), the\n"
         "train.variant model and the GBT, with the artist's history from earlier release periods as features\n"
@@ -22,12 +24,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate on the ingested labelled catalog (known_label) instead of training_examples")
     args = parser.parse_args(argv)
     if args.labelled:
-        from hitcast.evaluation.labelled import run_labelled
+        from hitcast.lifecycle.evaluation import labelled_and_record
 
-        return run_stage(args, "hitcast-evaluate", run_labelled)
-    from hitcast.evaluation.suite import evaluate_catalog
+        return run_stage(args, "hitcast-evaluate", labelled_and_record)
+    from hitcast.demo.truth import load_truth_or_reason
+    from hitcast.lifecycle.evaluation import evaluate_and_record
 
-    return run_stage(args, "hitcast-evaluate", evaluate_catalog)
+    def evaluate(spark, cfg):
+        truth, reason = load_truth_or_reason(cfg)
+        return evaluate_and_record(spark, cfg, truth=truth, truth_reason=reason)
+
+    return run_stage(args, "hitcast-evaluate", evaluate)
 
 
 if __name__ == "__main__":

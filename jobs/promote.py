@@ -10,7 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = job_parser(
         "promote.py",
         "Promote a model version to champion: the model jobs/score.py uses by default.\n"
-        "Roles in the Delta table `models`: training registers a new version as `candidate`; the champion is\n"
+        "The MLflow alias `champion` (mlflow.registered_model) moves to the promoted version, mirrored in the\n"
+        "Delta table `models` (column `role`); a refusal or a --force reason is a tag on the version. Roles: training registers a new version as `candidate`; the champion is\n"
         "the one version scoring uses; the champion before it becomes `archived`; the evaluation's ablations\n"
         "are `ablation`. The default version is the newest candidate of train.variant (nothing to do when\n"
         "the champion is newer than every candidate, as on a re-run of make demo).\n"
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.force and not args.reason.strip():
         parser.error("--force needs --reason TEXT (the reason is recorded with the promotion)")
-    from hitcast.model.promote import run_promote
+    from hitcast.lifecycle.promote import run_promote
 
     return run_stage(args, "hitcast-promote",
                      lambda spark, cfg: run_promote(spark, cfg, version=args.model_version, force=args.force,

@@ -13,7 +13,9 @@ def main(argv: list[str] | None = None) -> int:
         "spectrograms is materialised for Petastorm; train.workers Spark barrier tasks each run a\n"
         "MultiWorkerMirroredStrategy worker on its own shard with a custom loop. The chief saves the model\n"
         "under paths.models/<model_version>/ (model.keras, stats.json, config.yaml, metrics.json,\n"
-        "inputs.json) and a row is MERGEd into the Delta table `models`. The version is a hash of the inputs'\n"
+        "inputs.json); the run is logged to MLflow (parameters, per-epoch metrics, input table versions, the\n"
+        "model as a pyfunc), the model registered (mlflow.registered_model, tag variant), and a row MERGEd\n"
+        "into the Delta table `models`. The version is a hash of the inputs'\n"
         "content and the train settings: an existing version is skipped unless --force.\n"
         "The chief checkpoints every epoch under <model_version>/checkpoints/. If a training worker is lost,\n"
         "the job exits with status 2 and says which epoch the last checkpoint holds; re-running the same\n"
@@ -22,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="model variant (default: train.variant)")
     parser.add_argument("--force", action="store_true", help="retrain even if the model version exists")
     args = parser.parse_args(argv)
-    from hitcast.model.training import run_training
+    from hitcast.lifecycle.training import run_training
 
     return run_stage(args, "hitcast-train",
                      lambda spark, cfg: run_training(spark, cfg, variant=args.variant, force=args.force))

@@ -59,7 +59,7 @@ def build_trained(spark, root: Path) -> Path:
     from hitcast.demo.generate import generate_demo
     from hitcast.features.stage import run_features
     from hitcast.ingest.pipeline import run_ingest
-    from hitcast.model.training import run_training
+    from hitcast.lifecycle.training import run_training
     from hitcast.spectrograms.stage import run_spectrograms
 
     cfg = make_config(root, *SETTINGS)
@@ -80,8 +80,8 @@ def scored_pipeline(spark, root: Path, trained: Path) -> ScoredPipeline:
     if "pipeline" in _BUILT:
         return _BUILT["pipeline"]
     from hitcast.ingest.pipeline import run_ingest
-    from hitcast.model.promote import run_promote
-    from hitcast.model.registry import latest_version
+    from hitcast.lifecycle.promote import run_promote
+    from hitcast.lifecycle.registry import latest_version
     from hitcast.scoring.stage import run_scoring
     from hitcast.spectrograms.stage import run_spectrograms
 
@@ -91,7 +91,7 @@ def scored_pipeline(spark, root: Path, trained: Path) -> ScoredPipeline:
     add_unreleased_tracks(cfg.path(cfg.ingest.catalog_path))
     run_ingest(spark, cfg)
     run_spectrograms(spark, cfg)
-    version, _ = latest_version(spark, cfg)
+    version, _ = latest_version(spark, cfg, cfg.train.variant)
     run_promote(spark, cfg)
     early = run_scoring(spark, cfg, version="champion", as_of=EARLY_AS_OF)
     late = run_scoring(spark, cfg, version="champion")

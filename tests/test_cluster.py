@@ -38,8 +38,8 @@ from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.cluster.workers import kill_worker, start_worker
 from hitcast.features.examples import features_as_of
 from hitcast.model.bundle import load_bundle
-from hitcast.model.promote import run_promote
-from hitcast.model.registry import version_dir
+from hitcast.lifecycle.promote import run_promote
+from hitcast.model.store import version_dir
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.tables import read_table
 

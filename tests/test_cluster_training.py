@@ -30,7 +30,8 @@ from helpers import REPO, make_config
 from hitcast.cluster import standalone
 from hitcast.cluster.submit import log_tail, start_submit, submit
 from hitcast.cluster.workers import kill_worker, start_worker
-from hitcast.model import registry
+from hitcast.lifecycle import registry
+from hitcast.model import store
 from hitcast.tables import read_table
 
 pytestmark = pytest.mark.cluster
@@ -120,7 +121,7 @@ def test_a_lost_training_worker_fails_the_job_and_the_rerun_resumes_to_the_same_
     # unpacked archive: nothing was shipped
     assert sorted(workers.values()) == [str(python_env / "bin" / "python")] * 2, workers
     assert 1 <= epoch < EPOCHS
-    assert where == registry.version_dir(make_config(killed_root, *SETTINGS), version) / "checkpoints" / \
+    assert where == store.version_dir(make_config(killed_root, *SETTINGS), version) / "checkpoints" / \
         f"epoch-{epoch:04d}"
     assert (where / "state.json").is_file()
     # the surviving worker's TensorFlow process did not outlive its task

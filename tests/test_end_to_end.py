@@ -24,7 +24,7 @@ from hitcast.features.examples import features_as_of
 from hitcast.features.stage import run_features
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
-from hitcast.model.promote import run_promote
+from hitcast.lifecycle.promote import run_promote
 from hitcast.model.training import table_inputs, train_model
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.prospects import prospect_catalog, read_metadata, run_prospects

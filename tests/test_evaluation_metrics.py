@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hitcast.evaluation.metrics import (METRIC_KEYS, best_threshold, binary_metrics, bootstrap_threshold,
+from hitcast.metrics import (METRIC_KEYS, best_threshold, binary_metrics, bootstrap_threshold,
                                         calibration_curve, choose_threshold, f1_top_share, grouped_metrics,
                                         release_period)
 

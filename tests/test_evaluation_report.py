@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from hitcast.evaluation.ablations import assess, eval_rows, gbt_result
-from hitcast.evaluation.limit import load_truth_or_reason, oracle_result, truth_result, with_latents
+from hitcast.demo.truth import load_truth_or_reason
+from hitcast.evaluation.limit import oracle_result, truth_result, with_latents
 from hitcast.model.tabular import feature_columns
 from hitcast.evaluation.report import PLOTS, write_report
 from hitcast.evaluation.suite import comparison_notes

@@ -54,8 +54,8 @@ from hitcast.config import Config, load_config
 from hitcast.daemons import group_members
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.ingest.quarantine import KEYS as QUARANTINE_KEYS
-from hitcast.model.promote import run_promote
-from hitcast.model.training import run_training
+from hitcast.lifecycle.promote import run_promote
+from hitcast.lifecycle.training import run_training
 from hitcast.scoring.stage import run_scoring
 from hitcast.scoring.runlog import RUN_KEY
 from hitcast.tables import latest_commits, read_table, table_version

@@ -24,10 +24,11 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import EXAMPLES, REPO, make_config
-from hitcast.model import registry
-from hitcast.model.bundle import load_bundle, resolve_model
-from hitcast.model.promote import PromotionError, PromotionRefused, run_promote
-from hitcast.model.registry import ModelNotFoundError, RoleError
+from hitcast.lifecycle import registry, tracking
+from hitcast.lifecycle.promote import PromotionError, PromotionRefused, run_promote
+from hitcast.lifecycle.registry import ModelNotFoundError, RoleError, resolve_model
+from hitcast.model import store
+from hitcast.model.bundle import load_bundle
 from hitcast.model.tabular import TabularStats
 from hitcast.tables import table_exists
 
@@ -51,9 +52,9 @@ def save_model(directory: Path, version: str, *, slope: float, threshold: float 
         bias = np.full(layer.get_weights()[1].shape, -0.5 * slope if name == "hit" else 0.0, np.float32)
         layer.set_weights([kernel, bias])
     directory.mkdir(parents=True)
-    model.save(directory / registry.MODEL_FILE)
+    model.save(directory / store.MODEL_FILE)
     metrics = {} if threshold is None else {"threshold": threshold}
-    registry.write_version_files(directory, stats_json=stats.to_json(), config={}, metrics=metrics, inputs={})
+    store.write_version_files(directory, stats_json=stats.to_json(), config={}, metrics=metrics, inputs={})
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,11 @@ def roles(spark, cfg) -> list[Row]:
             .orderBy("model_version").collect())
 
 
+def mlflow_tags(cfg, version: str) -> dict[str, str]:
+    """The tags of the MLflow registered version of a hitcast ``version``."""
+    return dict(tracking.find_version(cfg, tracking.client(cfg), version).tags)
+
+
 def promotions(spark, cfg) -> list[Row]:
     return (spark.read.format("delta").load(cfg.table("model_promotions")).orderBy("promoted_at")
             .drop("promoted_at").collect())
@@ -110,9 +116,11 @@ def test_first_promotion_makes_the_newest_candidate_champion(spark, cfg, model_d
     register(spark, cfg, "tabular-good", 1)
     assert roles(spark, cfg) == [Row(model_version="tabular-bad", role="candidate", role_reason="trained"),
                                  Row(model_version="tabular-good", role="candidate", role_reason="trained")]
-    with pytest.raises(ModelNotFoundError, match=r"no champion model in .*models; promote a candidate with "
-                                                 r"jobs/promote.py \(or name a version with --model-version\)"):
+    with pytest.raises(ModelNotFoundError, match=r"no champion model: the MLflow model 'hitcast' at .* has no alias "
+                                                 r"'champion'; promote a candidate with jobs/promote.py \(or name a "
+                                                 r"version with --model-version\)$"):
         resolve_model(spark, cfg, "champion")
+    assert tracking.champion(cfg) is None
 
     summary = run_promote(spark, cfg)
 
@@ -122,6 +130,8 @@ def test_first_promotion_makes_the_newest_candidate_champion(spark, cfg, model_d
     assert str(summary) == f"model version tabular-good is the champion (the first champion): {reason}"
     assert roles(spark, cfg) == [Row(model_version="tabular-bad", role="candidate", role_reason="trained"),
                                  Row(model_version="tabular-good", role="champion", role_reason=reason)]
+    assert tracking.champion(cfg) == ("tabular-good", "2")        # the MLflow alias: registered version 2
+    assert mlflow_tags(cfg, "tabular-good")["role"] == "champion"
     assert resolve_model(spark, cfg, "champion") == ("tabular-good", model_dir / "tabular-good")
     assert resolve_model(spark, cfg) == ("tabular-good", model_dir / "tabular-good")     # the default
     assert resolve_model(spark, cfg, "tabular-bad") == ("tabular-bad", model_dir / "tabular-bad")
@@ -152,6 +162,9 @@ def test_a_worse_candidate_is_refused_with_both_figures(spark, cfg):
     assert [(r.model_version, r.role) for r in roles(spark, cfg)] == [("tabular-bad", "candidate"),
                                                                       ("tabular-good", "champion")]
     assert not table_exists(spark, cfg.table("model_promotions"))
+    assert tracking.champion(cfg) == ("tabular-good", "1")        # the alias stays
+    tags = mlflow_tags(cfg, "tabular-bad")
+    assert (tags["role"], tags["promotion_refused"]) == ("candidate", str(err.value))
 
 
 def test_margins_decide_and_each_model_is_judged_at_its_own_threshold(spark, tmp_path, model_dir, cfg):
@@ -201,6 +214,9 @@ def test_force_records_the_reason_and_archives_the_old_champion(spark, cfg, mode
         Row(model_version="tabular-bad", role="champion", role_reason=reason),
         Row(model_version="tabular-good", role="archived", role_reason="replaced as champion by tabular-bad")]
     assert resolve_model(spark, cfg, "champion") == ("tabular-bad", model_dir / "tabular-bad")
+    assert tracking.champion(cfg) == ("tabular-bad", "2")
+    assert mlflow_tags(cfg, "tabular-bad")["promotion_forced"] == "label deal: score with the new model from Monday"
+    assert mlflow_tags(cfg, "tabular-good")["role"] == "archived"
     assert promotions(spark, cfg)[-1] == Row(
         model_version="tabular-bad", previous_champion="tabular-good", forced=True, reason=reason,
         promoted_by=getpass.getuser(), test_rows=10, candidate_roc_auc=0.0, candidate_f1=0.0,
@@ -212,6 +228,9 @@ def test_force_records_the_reason_and_archives_the_old_champion(spark, cfg, mode
                                                                       ("tabular-good", "champion")]
     champions = registry.read_models(spark, cfg).where("role = 'champion'").select("model_version").collect()
     assert champions == [Row(model_version="tabular-good")]
+    assert tracking.champion(cfg) == ("tabular-good", "1")
+    assert (mlflow_tags(cfg, "tabular-good")["role"], mlflow_tags(cfg, "tabular-bad")["role"]) == \
+        ("champion", "archived")
 
 
 def test_a_reregistered_champion_keeps_its_role_and_ablations_are_not_latest(spark, cfg, model_dir):
@@ -243,7 +262,8 @@ def test_a_reregistered_champion_keeps_its_role_and_ablations_are_not_latest(spa
 def test_a_models_table_from_before_roles_gains_the_columns(spark, cfg):
     from pyspark.sql.types import StructType
 
-    old = StructType([f for f in registry.MODELS.fields if f.name not in registry.ROLE_COLUMNS])
+    old = StructType([f for f in registry.MODELS.fields
+                      if f.name not in {*registry.ROLE_COLUMNS, *registry.LATER_COLUMNS}])
     spark.createDataFrame([("tabular-bad", "tabular", T0, "x", 1, "{}", "{}", "{}")], old) \
         .write.format("delta").save(cfg.table("models"))
     register(spark, cfg, "tabular-good", 1)

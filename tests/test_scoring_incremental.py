@@ -22,7 +22,7 @@ from audio_fixtures import write_tone
 from helpers import make_config
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
-from hitcast.model.registry import latest_version
+from hitcast.lifecycle.registry import latest_version
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.stage import run_scoring
 from hitcast.spectrograms.stage import run_spectrograms
@@ -40,7 +40,7 @@ def scored(spark, trained_demo, tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental") / "root"
     shutil.copytree(trained_demo, root)
     cfg = make_config(root, *SETTINGS)
-    version, path = latest_version(spark, cfg)
+    version, path = latest_version(spark, cfg, cfg.train.variant)
     trained = SimpleNamespace(version=version, path=path)
     first = run_scoring(spark, cfg, version=trained.version)
     return cfg, trained, first

@@ -16,18 +16,19 @@ import numpy as np
 import pytest
 
 from helpers import TINY_TRAIN, make_config, synth_frames
-from hitcast.model import checkpoints, registry
+from hitcast.model import checkpoints, store
 from hitcast.model.distributed import TrainingError
 from hitcast.model.trainloop import epoch_seed
 from hitcast.model.training import train_model
+from hitcast.tables import fingerprint
 
 SETTINGS = [*TINY_TRAIN, "train.reader_workers=1", "train.dropout=0.2"]   # dropout: seed-generator state too
 
 
 def _inputs(spark):
     examples, spectrograms = synth_frames(spark, 40)
-    inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},
-              "spectrograms": {"fingerprint": registry.fingerprint(spectrograms, ["computed_at"])}}
+    inputs = {"training_examples": {"fingerprint": fingerprint(examples)},
+              "spectrograms": {"fingerprint": fingerprint(spectrograms, ["computed_at"])}}
     return examples, spectrograms, inputs
 
 
@@ -36,7 +37,7 @@ def _saved_checksum(path) -> str:
 
     from hitcast.model.architecture import weights_checksum
 
-    return weights_checksum(keras.saving.load_model(path / registry.MODEL_FILE, compile=False))
+    return weights_checksum(keras.saving.load_model(path / store.MODEL_FILE, compile=False))
 
 
 def _without_rates(history: list[dict]) -> list[dict]:
@@ -59,7 +60,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_and_equals_a_straight_ru
     with pytest.raises(TrainingError) as failed:
         train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs,
                     spec_overrides={"stop_after_epoch": 2})
-    root = registry.version_dir(cfg, straight.version) / checkpoints.CHECKPOINTS
+    root = store.version_dir(cfg, straight.version) / checkpoints.CHECKPOINTS
     message = str(failed.value)
     assert message.startswith(f"training of {straight.version} failed: ")
     assert re.search(r"training worker [01] exited with code 1", message), message
@@ -69,7 +70,7 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint_and_equals_a_straight_ru
     state = json.loads((root / "epoch-0002" / "state.json").read_text())
     assert state["epoch"] == 2 and len(state["losses"]) == 2
     assert _without_rates(state["history"]) == _without_rates(straight.metrics["history"][:2])
-    assert not registry.version_exists(spark, cfg, straight.version)
+    assert not store.version_complete(store.version_dir(cfg, straight.version))
 
     resumed = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     m, s = resumed.metrics, straight.metrics

@@ -1,5 +1,6 @@
-"""Distributed training on local[2]: two barrier workers, identical weights, loss goes down; registry,
-deterministic versions, skip on re-run, and the inference bundle on literal rows."""
+"""Distributed training on local[2]: two barrier workers, identical weights, loss goes down; registry (the
+MLflow run and registered model, the models mirror), deterministic versions, skip on re-run, and the inference
+bundle on literal rows, also through the MLflow registry."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,12 @@ from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
 from helpers import N_FRAMES, N_MELS, TINY_TRAIN, make_config, synth_frames
-from hitcast.model import registry
-from hitcast.model.bundle import CHUNK, load_bundle, resolve_model
-from hitcast.model.registry import ModelNotFoundError
-from hitcast.model.training import train_model
+from hitcast.lifecycle import tracking
+from hitcast.lifecycle.registry import ModelNotFoundError, resolve_model
+from hitcast.lifecycle.training import train_and_register
+from hitcast.model import store
+from hitcast.model.bundle import CHUNK, load_bundle
+from hitcast.tables import fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +25,9 @@ def trained(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     cfg = make_config(tmp, *TINY_TRAIN)
     examples, spectrograms = synth_frames(spark, 40)
-    inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},
-              "spectrograms": {"fingerprint": registry.fingerprint(spectrograms, ["computed_at"])}}
-    out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
+    inputs = {"training_examples": {"delta_version": 3, "fingerprint": fingerprint(examples)},
+              "spectrograms": {"delta_version": 1, "fingerprint": fingerprint(spectrograms, ["computed_at"])}}
+    out = train_and_register(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     return cfg, examples, spectrograms, inputs, out
 
 
@@ -73,7 +76,7 @@ def test_version_files_and_models_row(spark, trained):
 
 
 def test_the_validation_threshold_of_the_kept_epoch_is_saved(spark, trained):
-    from hitcast.evaluation.metrics import bootstrap_threshold
+    from hitcast.metrics import bootstrap_threshold
     from hitcast.model.dataset import join_spectrograms
 
     _, examples, spectrograms, _, out = trained
@@ -90,11 +93,43 @@ def test_the_validation_threshold_of_the_kept_epoch_is_saved(spark, trained):
 
 def test_rerun_skips_and_version_is_deterministic(spark, trained):
     cfg, examples, spectrograms, inputs, out = trained
-    again = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
+    again = train_and_register(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     assert (again.version, again.skipped) == (out.version, True)
-    assert spark.read.format("delta").load(cfg.table("models")).count() == 1
-    other = registry.model_version("fused", inputs, {"epochs": 5})
-    assert other != out.version and other == registry.model_version("fused", inputs, {"epochs": 5})
+    rows = spark.read.format("delta").load(cfg.table("models")).collect()
+    assert [(r["model_version"], r["role"], r["mlflow_version"]) for r in rows] == [(out.version, "candidate", "1")]
+    mlc = tracking.client(cfg)
+    assert [v.version for v in mlc.search_model_versions("name='hitcast'")] == [1]      # no second version
+    assert len(mlc.search_runs([tracking.experiment_id(cfg, mlc)])) == 1                   # nor a second run
+    other = store.model_version("fused", inputs, {"epochs": 5})
+    assert other != out.version and other == store.model_version("fused", inputs, {"epochs": 5})
+
+
+def test_mlflow_run_has_the_parameters_epochs_and_lineage(trained):
+    cfg, _, _, _, out = trained
+    mlc = tracking.client(cfg)
+    assert tracking.tracking_uri(cfg) == f"sqlite:///{cfg.path('data/mlflow')}/mlflow.db"
+    (run,) = mlc.search_runs([tracking.experiment_id(cfg, mlc)])
+    assert run.info.run_name == out.version and run.data.tags["variant"] == "fused"
+    params = run.data.params
+    assert (params["train.epochs"], params["train.batch_size"]) == ("4", str(cfg.train.batch_size))
+    assert params["input.training_examples.delta_version"] == "3"
+    assert params["input.training_examples.rows"] == str(inputs_rows(trained)) == "160"
+    assert params["input.spectrograms.delta_version"] == "1"
+    for name in ("loss", "val_auc"):
+        logged = sorted((m.step, m.value) for m in mlc.get_metric_history(run.info.run_id, name))
+        assert logged == [(h["epoch"], pytest.approx(h[name], abs=1e-12)) for h in out.metrics["history"]], name
+    assert run.data.metrics["threshold"] == pytest.approx(out.metrics["threshold"], abs=1e-12)
+    kept = out.metrics["validation"]
+    assert run.data.metrics["kept_val_auc"] == pytest.approx(kept["val_auc"], abs=1e-12)
+    (mv,) = mlc.search_model_versions("name='hitcast'")
+    assert mv.run_id == run.info.run_id
+    assert (mv.tags["hitcast_version"], mv.tags["variant"], mv.tags["role"]) == (out.version, "fused", "candidate")
+    artifacts = {a.path for a in mlc.list_artifacts(run.info.run_id, "version")}
+    assert artifacts == {"version/metrics.json", "version/inputs.json", "version/stats.json", "version/config.yaml"}
+
+
+def inputs_rows(trained) -> int:
+    return trained[3]["training_examples"]["fingerprint"]["rows"]
 
 
 def test_resolve_and_bundle_predicts_literal_rows(spark, trained):
@@ -115,6 +150,13 @@ def test_resolve_and_bundle_predicts_literal_rows(spark, trained):
         "n_frames": [N_FRAMES, None, N_FRAMES], "status": ["ok", "missing", "ok"],
     }, index=[10, 11, 12])
     scores = bundle.predict_pandas(pdf)
+    # The same rows through the MLflow registry (the pyfunc wrapping the bundle) score the same, to 1e-6.
+    import mlflow
+
+    tracking.client(cfg)
+    served = mlflow.pyfunc.load_model("models:/hitcast/1").predict(pdf)
+    assert list(served.columns) == ["hit_probability", "popularity_score"]
+    np.testing.assert_allclose(served.to_numpy(), scores.to_numpy(), rtol=0, atol=1e-6)
     assert list(scores.index) == [10, 11, 12]
     assert list(scores.columns) == ["hit_probability", "popularity_score"]
     assert list(scores.dtypes) == [np.float64, np.float64]
@@ -137,4 +179,7 @@ def test_resolve_and_bundle_predicts_literal_rows(spark, trained):
 def test_latest_without_models_table_is_a_clear_error(spark, tmp_path):
     cfg = make_config(tmp_path)
     with pytest.raises(ModelNotFoundError, match="Delta table 'models' not found at .*; run jobs/train.py"):
+        resolve_model(spark, cfg, "latest")
+    with pytest.raises(ModelNotFoundError, match="no champion model: the MLflow model 'hitcast' at sqlite:///.* has "
+                                                 "no alias 'champion'; promote a candidate with jobs/promote.py"):
         resolve_model(spark, cfg)

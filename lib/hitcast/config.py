@@ -241,6 +241,21 @@ class PromoteSection:
 
 
 @dataclass(frozen=True)
+class MlflowSection:
+    """MLflow tracking and Model Registry, the system of record for model versions (:mod:`hitcast.lifecycle`)."""
+
+    #: A team's tracking server (``http://host:5000``, ``databricks``, ...); empty: the embedded SQLite store
+    #: ``store_dir/mlflow.db`` with artifacts in ``store_dir/artifacts`` (nothing to start).
+    tracking_uri: str
+    store_dir: str
+    experiment: str
+    #: The one registered model every variant's versions belong to (tag ``variant``); alias ``champion``.
+    registered_model: str
+    ui_host: str
+    ui_port: int
+
+
+@dataclass(frozen=True)
 class SqlSection:
     """The analysts' SQL endpoint: Spark's Thrift JDBC/ODBC server (:mod:`hitcast.sql`)."""
 
@@ -298,6 +313,7 @@ class Config:
     labelled: LabelledSection
     score: ScoreSection
     promote: PromoteSection
+    mlflow: MlflowSection
     sql: SqlSection
     cluster: ClusterSection
     #: The file this configuration was loaded from (for lineage).

@@ -105,7 +105,7 @@ def run_daily(spark: SparkSession, cfg: Config, *, as_of: dt.date | None = None,
     """
     from hitcast.features.dailytable import update_engagement_daily
     from hitcast.ingest.pipeline import run_ingest
-    from hitcast.model.bundle import resolve_model
+    from hitcast.lifecycle.registry import resolve_model
     from hitcast.scoring.featurecache import scoring_features
     from hitcast.scoring.stage import run_scoring
     from hitcast.spectrograms.stage import run_spectrograms

@@ -190,6 +190,9 @@ MODELS = StructType([
     StructField("role", StringType()),               # candidate | champion | ablation | archived (MODEL_ROLES)
     StructField("role_reason", StringType()),        # why it has that role (a promotion's figures, a --force reason)
     StructField("role_changed_at", TimestampType()),
+    StructField("test_metrics", StringType()),       # JSON: the evaluation's test figures (NULL: not evaluated)
+    StructField("mlflow_run_id", StringType()),      # the training run in MLflow
+    StructField("mlflow_version", StringType()),     # the registered model version in MLflow
 ])
 
 #: The roles a model version can have; exactly one version is the ``champion`` (what scoring uses).

@@ -228,3 +228,25 @@ def commit_metadata(spark: SparkSession, location: str, key: str) -> Any:
     except ValueError:
         return None
     return meta.get(key) if isinstance(meta, dict) else None
+
+
+def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Order-independent content fingerprint: row count and the sum of ``xxhash64`` over the columns.
+
+    Parameters
+    ----------
+    df : DataFrame
+    exclude : sequence of str
+        Columns left out (e.g. computation timestamps that change without the content changing).
+
+    Returns
+    -------
+    dict
+        ``{"rows": int, "xxhash64_sum": str}`` (the sum as a decimal string, exact).
+    """
+    from pyspark.sql import functions as F
+
+    cols = sorted(c for c in df.columns if c not in set(exclude))
+    row = df.agg(F.count(F.lit(1)).alias("n"),
+                 F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h")).first()
+    return {"rows": int(row["n"]), "xxhash64_sum": str(row["h"] if row["h"] is not None else 0)}

@@ -136,3 +136,13 @@ def load_truth(cfg: Config, raw: str | Path | None = None) -> pd.DataFrame:
     probs["cutoff"] = pd.to_datetime(probs["cutoff"]).dt.date
     return probs.merge(tracks.drop(columns=["track_idx", "artist_idx", "lam", "skip_p"]), on="track_id",
                        how="left")
+
+
+def load_truth_or_reason(cfg: Config) -> tuple[pd.DataFrame | None, str]:
+    """``(truth, "")`` or ``(None, reason)`` when the ground truth is unavailable (not a demo catalog):
+    what ``jobs/evaluate.py`` hands the evaluation (:func:`hitcast.evaluation.suite.evaluate_catalog`)."""
+    try:
+        truth = load_truth(cfg)
+    except (FileNotFoundError, OSError, KeyError, ValueError) as exc:
+        return None, f"no ground truth for this catalog under {cfg.path(cfg.paths.raw)} ({exc})"
+    return truth, ""

@@ -12,11 +12,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
-from hitcast.evaluation.metrics import binary_metrics, choose_threshold, grouped_metrics, release_period
+from hitcast.metrics import binary_metrics, choose_threshold, grouped_metrics, release_period
 from hitcast.model.bundle import load_bundle
 from hitcast.model.dataset import join_spectrograms
 from hitcast.model.tabular import TabularStats, compute_stats, feature_columns
-from hitcast.model.training import train_model
+from hitcast.model.training import TrainOutcome, train_model
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +83,15 @@ def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_gr
 
 
 def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
-                 inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> ModelResult:
-    """Train (or reuse) the ``variant`` model version and assess it on ``rows``. A variant other than
-    ``train.variant`` is an ablation: its version gets the role ``ablation`` and is never scored by default."""
+                 inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> tuple[ModelResult, TrainOutcome]:
+    """Train (or reuse) the ``variant`` model version and assess it on ``rows``; returns the assessment and
+    the training outcome (the lifecycle registers it: a variant other than ``train.variant`` is an
+    ablation, never scored by default)."""
     out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant)
-    if variant != cfg.train.variant:
-        from hitcast.model.registry import set_role
-
-        set_role(spark, cfg, out.version, "ablation", reason="evaluation ablation")
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
     return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows,
-                  threshold_rule=cfg.train.threshold)
+                  threshold_rule=cfg.train.threshold), out
 
 
 def gbt_result(cfg: Config, examples: DataFrame, rows: pd.DataFrame, *, name: str = "gbt") -> ModelResult:

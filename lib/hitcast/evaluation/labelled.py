@@ -22,15 +22,14 @@ from pyspark.sql import functions as F
 from hitcast.config import Config
 from hitcast.errors import InputContractError, TableMissingError
 from hitcast.evaluation.ablations import ModelResult, assess, eval_rows, gbt_result
-from hitcast.evaluation.metrics import binary_metrics
+from hitcast.metrics import binary_metrics
 from hitcast.evaluation.report import write_report
-from hitcast.evaluation.suite import EvaluationSummary
+from hitcast.evaluation.suite import EvaluationSummary, Trained
 from hitcast.model.architecture import input_names
 from hitcast.model.bundle import load_bundle
-from hitcast.model.registry import fingerprint
 from hitcast.model.training import train_model
 from hitcast.schemas import AUDIO_FEATURES, TRACK_STRUCTURE
-from hitcast.tables import read_table, table_version
+from hitcast.tables import fingerprint, read_table, table_version
 
 log = logging.getLogger(__name__)
 
@@ -216,4 +215,4 @@ def run_labelled(spark: SparkSession, cfg: Config) -> EvaluationSummary:
                           title=f"hitcast: {variant} model on a labelled catalog (time split at {lab.test_from})",
                           notes=notes, bins=cfg.evaluate.calibration_bins)
     examples.unpersist()
-    return EvaluationSummary(report, results, notes=notes)
+    return EvaluationSummary(report, results, notes=notes, trained=[Trained(out, inputs, "candidate", keras_res)])

@@ -25,19 +25,6 @@ log = logging.getLogger(__name__)
 ORACLE_LATENTS = ["audio_appeal", "log_rate"]
 
 
-def load_truth_or_reason(cfg: Config) -> tuple[pd.DataFrame | None, str]:
-    """``(truth, "")`` or ``(None, reason)`` when the ground truth is unavailable (not a demo catalog)."""
-    try:
-        from hitcast.demo.truth import load_truth
-    except ImportError as exc:
-        return None, f"hitcast.demo.truth is not available ({exc})"
-    try:
-        truth = load_truth(cfg)
-    except (FileNotFoundError, OSError, KeyError, ValueError) as exc:
-        return None, f"no ground truth for this catalog under {cfg.path(cfg.paths.raw)} ({exc})"
-    return truth, ""
-
-
 def truth_result(truth: pd.DataFrame, rows: pd.DataFrame, *, min_group_rows: int,
                  threshold_rule: str) -> ModelResult | None:
     """Assess ``true_hit_probability`` as if it were a model's score on ``rows`` (validation + test).
@@ -64,7 +51,8 @@ def oracle_result(cfg: Config, examples: DataFrame, truth: pd.DataFrame, *, rows
     examples : DataFrame
         ``training_examples``.
     truth : pandas.DataFrame
-        :func:`hitcast.demo.truth.load_truth` (one latent value per track).
+        The generator's ground truth (``track_id``, ``cutoff``, ``true_hit_probability`` and the
+        :data:`ORACLE_LATENTS`; one latent value per track), as the caller loaded it.
     rows : pandas.DataFrame
         The evaluation rows (validation + test) the other models were assessed on.
     """

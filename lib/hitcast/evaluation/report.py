@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hitcast.evaluation.ablations import ModelResult
-from hitcast.evaluation.metrics import calibration_curve, fmt
+from hitcast.metrics import calibration_curve, fmt
 
 log = logging.getLogger(__name__)
 

@@ -4,17 +4,30 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from pyspark.sql import SparkSession
 
 from hitcast.config import Config
 from hitcast.evaluation.ablations import ModelResult, eval_rows, gbt_result, keras_result
-from hitcast.evaluation.limit import load_truth_or_reason, oracle_result, truth_result
-from hitcast.evaluation.metrics import f1_top_share, fmt
+from hitcast.evaluation.limit import oracle_result, truth_result
+from hitcast.metrics import f1_top_share, fmt
 from hitcast.evaluation.report import write_report
-from hitcast.model.training import table_inputs
+from hitcast.model.training import TrainOutcome, table_inputs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model version an evaluation trained or reused, for the lifecycle to register: its training outcome,
+    the lineage of its inputs, the role a new version gets, and its assessment."""
+
+    outcome: TrainOutcome
+    inputs: dict[str, Any]
+    role: str
+    result: ModelResult
 
 
 @dataclass
@@ -25,6 +38,7 @@ class EvaluationSummary:
     results: list[ModelResult]
     limit: ModelResult | None = None
     notes: list[str] = field(default_factory=list)
+    trained: list[Trained] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"{r.name:<12} F1 {r.metrics['f1']:.3f}  ROC-AUC {r.metrics['roc_auc']:.3f}  PR-AUC "
@@ -64,21 +78,32 @@ def comparison_notes(results: list[ModelResult], limit: ModelResult | None, *, l
     return notes
 
 
-def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
+def evaluate_catalog(spark: SparkSession, cfg: Config, *, truth: pd.DataFrame | None,
+                     truth_reason: str) -> EvaluationSummary:
     """Evaluate the configured variant, its ablations and baselines on the test split; write the report.
 
-    Model versions that already exist (e.g. the one ``jobs/train.py`` made) are reused, not retrained.
+    Model versions that already exist (e.g. the one ``jobs/train.py`` made) are reused, not retrained; the
+    summary's ``trained`` lists them for the lifecycle to register (:mod:`hitcast.lifecycle.evaluation`).
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame or None
+        The demo generator's ground truth (``track_id``, ``cutoff``, ``true_hit_probability``, latents), for
+        the limit and the oracle; ``None`` skips them for ``truth_reason``.
     """
     examples, spectrograms, inputs = table_inputs(spark, cfg)
     rows = eval_rows(examples, spectrograms)
     log.info("evaluation rows: %d validation, %d test", int((rows["split"] == "validation").sum()),
              int((rows["split"] == "test").sum()))
     variants = [cfg.train.variant] + [v for v in cfg.evaluate.ablations if v != cfg.train.variant]
-    results = [keras_result(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=v,
-                            rows=rows) for v in variants]
+    assessed = [keras_result(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=v,
+                             rows=rows) for v in variants]
+    trained = [Trained(out, inputs, "candidate" if out.variant == cfg.train.variant else "ablation", res)
+               for res, out in assessed]
+    results = [res for res, _ in assessed]
     if cfg.evaluate.gbt:
         results.append(gbt_result(cfg, examples, rows))
-    truth, reason = load_truth_or_reason(cfg)
+    reason = truth_reason
     limit = truth_result(truth, rows, min_group_rows=cfg.evaluate.min_group_rows,
                                  threshold_rule=cfg.train.threshold) if truth is not None else None
     if truth is not None and limit is None:
@@ -98,4 +123,4 @@ def evaluate_catalog(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     report = write_report(shown, cfg.path(cfg.paths.reports) / "evaluation",
                           title="hitcast evaluation: demo catalog, time-split test set",
                           notes=[f"inputs: {lineage}", *notes], bins=cfg.evaluate.calibration_bins)
-    return EvaluationSummary(report, results, limit, notes)
+    return EvaluationSummary(report, results, limit, notes, trained)

@@ -2,7 +2,7 @@
 
 ::
 
-    version, path = resolve_model(spark, cfg, "champion")
+    version, path = resolve_model(spark, cfg, "champion")   # hitcast.lifecycle.registry
     bundle = load_bundle(path)                   # cheap to cache per process
     scores = bundle.predict_pandas(pdf)          # hit_probability, popularity_score
     hits = scores["hit_probability"] >= bundle.threshold    # the threshold chosen on validation
@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hitcast.config import Config
 from hitcast.model.architecture import input_names
 from hitcast.model.dataset import mel_arrays, mel_input, mel_matrix
-from hitcast.model.registry import MODEL_FILE, champion_version, get_version, latest_version
+from hitcast.model.store import MODEL_FILE
 from hitcast.model.tabular import TabularStats, encode_tabular
 
 log = logging.getLogger(__name__)
@@ -37,24 +36,6 @@ CHUNK = 512
 
 #: The decision threshold of a model version that saved none (``metrics.json`` without ``threshold``).
 DEFAULT_THRESHOLD = 0.5
-
-
-def resolve_model(spark, cfg: Config, version: str = "champion") -> tuple[str, Path]:
-    """``(model_version, directory)`` of ``version``.
-
-    ``"champion"`` (or empty) is the version ``jobs/promote.py`` made champion; ``"latest"`` is the newest
-    ``candidate`` or ``champion`` of ``cfg.train.variant``; anything else names a version.
-
-    Raises
-    ------
-    hitcast.model.registry.ModelNotFoundError
-        When no such version exists (the message names the table and the job to run).
-    """
-    if not version or version == "champion":
-        return champion_version(spark, cfg)
-    if version == "latest":
-        return latest_version(spark, cfg, cfg.train.variant or "fused")
-    return get_version(spark, cfg, version)
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""The train stage end to end: stats -> version -> Petastorm copies -> barrier training -> registry.
+"""Training a model version: stats -> version -> Petastorm copies -> barrier training -> version files.
 
-``jobs/train.py`` calls :func:`train_model` on the Delta tables; evaluation calls it for ablations and
-the real-data run with other DataFrames and variants (identical code path).
+``jobs/train.py`` (through :func:`hitcast.lifecycle.training.run_training`, which registers the version)
+calls :func:`train_model` on the Delta tables; evaluation calls it for ablations and the real-data run with
+other DataFrames and variants (identical code path).
 
 The chief checkpoints every epoch under ``<version>/checkpoints/`` (:mod:`hitcast.model.checkpoints`, only the
 last is kept). When a version's training starts and a checkpoint of the same spec exists, every worker loads
@@ -24,11 +25,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
-from hitcast.model import checkpoints, dataset, registry
+from hitcast.model import checkpoints, dataset, store
 from hitcast.model.architecture import input_names
 from hitcast.model.distributed import TrainingError, run_barrier_training
 from hitcast.model.tabular import compute_stats, feature_columns
-from hitcast.tables import read_table, table_exists, table_version
+from hitcast.tables import fingerprint, read_table, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame
                               ("spectrograms", spectrograms, ("computed_at", "content_hash"))):
         if df is not None:
             inputs[name] = {"location": cfg.table(name), "delta_version": table_version(spark, cfg.table(name)),
-                            "fingerprint": registry.fingerprint(df, exclude)}
+                            "fingerprint": fingerprint(df, exclude)}
     if spectrograms is None:
         log.warning("no spectrograms table at %s: every example trains with has_audio = 0",
                     cfg.table("spectrograms"))
@@ -133,7 +134,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                 train_split: str = "train", validation_split: str = "validation",
                 exclude_features: Sequence[str] = (), version_prefix: str | None = None,
                 spec_overrides: dict[str, Any] | None = None) -> TrainOutcome:
-    """Train one model version on ``cfg.train.workers`` barrier tasks and register it.
+    """Train one model version on ``cfg.train.workers`` barrier tasks and write its version directory
+    (:mod:`hitcast.model.store`); :func:`hitcast.lifecycle.training.train_and_register` also registers it.
 
     Parameters
     ----------
@@ -158,11 +160,12 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
     """
     variant = variant or cfg.train.variant
     audio = "mel" in input_names(variant)
-    version = registry.model_version(version_prefix or variant, inputs, version_config(cfg, variant))
-    path = registry.version_dir(cfg, version)
-    if not force and registry.version_exists(spark, cfg, version):
+    version = store.model_version(version_prefix or variant, inputs, version_config(cfg, variant))
+    path = store.version_dir(cfg, version)
+    if not force and store.version_complete(path):
         log.info("model version %s already exists at %s: skipping training (use --force to retrain)", version, path)
-        return TrainOutcome(version, path, variant, True)
+        metrics = store.read_json(path, "metrics.json")
+        return TrainOutcome(version, path, variant, True, metrics, len(metrics.get("worker_checksums", [])))
     unlabelled = examples.where(~F.col("is_hit").isin(0, 1) | F.col("is_hit").isNull()).count()
     if unlabelled:
         log.warning("%d training_examples rows have no 0/1 is_hit label; they are left out of training",
@@ -208,7 +211,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                 "lr_schedule": t.lr_schedule, "weight_decay": t.weight_decay,
                 "audio_dropout": t.audio_dropout, "popularity_weight": t.popularity_weight,
                 "shuffle_buffer": t.shuffle_buffer, "reader_workers": t.reader_workers,
-                "restore_best": t.restore_best, "threshold": t.threshold, "save_path": str(path / registry.MODEL_FILE),
+                "restore_best": t.restore_best, "threshold": t.threshold, "save_path": str(path / store.MODEL_FILE),
                 "model": {"tabular_width": stats.width, "n_mels": n_mels, "n_frames": n_frames,
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
@@ -240,19 +243,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch")),
                # F1-maximising on validation for the saved epoch; the bundle's decision threshold (None: 0.5)
                "threshold": chief.get("threshold")}
-    registry.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
-    registry.register(spark, cfg, version, variant=variant, workers=workers, metrics=metrics, inputs=inputs,
-                      config=version_config(cfg, variant))
+    store.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
     shutil.rmtree(ckpt_root, ignore_errors=True)
     log.info("model %s trained in %.0f s: final loss %.4f, %s", version, wall, chief["losses"][-1],
              ", ".join(f"{k} {v:.3f}" for k, v in metrics["validation"].items() if k.startswith("val_")))
     return TrainOutcome(version, path, variant, False, metrics, workers)
-
-
-def run_training(spark: SparkSession, cfg: Config, *, variant: str | None = None,
-                 force: bool = False) -> TrainOutcome:
-    """The training stage: ``training_examples`` x ``spectrograms`` from the warehouse, one registered
-    model version (see :func:`train_model`)."""
-    examples, spectrograms, inputs = table_inputs(spark, cfg)
-    return train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant,
-                       force=force)

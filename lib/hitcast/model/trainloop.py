@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hitcast.evaluation.metrics import binary_metrics, choose_threshold
+from hitcast.metrics import binary_metrics, choose_threshold
 from hitcast.model import checkpoints
 
 log = logging.getLogger("hitcast.model.trainloop")

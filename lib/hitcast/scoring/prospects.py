@@ -200,7 +200,7 @@ def run_prospects(spark: SparkSession, cfg: Config, *, folder: str | os.PathLike
         When ``folder`` is not a directory or holds no audio file, or the metadata file is malformed.
     """
     from hitcast.model.architecture import input_names
-    from hitcast.model.bundle import resolve_model
+    from hitcast.lifecycle.registry import resolve_model
     from hitcast.scoring.prospects_page import write_page
 
     root = Path(folder).resolve()

@@ -391,7 +391,7 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     from concurrent.futures import ThreadPoolExecutor
 
     from hitcast.model.architecture import input_names
-    from hitcast.model.bundle import resolve_model
+    from hitcast.lifecycle.registry import resolve_model
 
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

@@ -86,7 +86,7 @@ def pipeline_summary(spark: SparkSession, cfg: Config, *, top_n: int) -> Pipelin
         mode, audio_status, top_reason (the ``top_n`` highest ``hit_probability``; tracks whose probability
         saturates at 1.0 are ordered by ``popularity_score``).
     """
-    from hitcast.model.bundle import resolve_model
+    from hitcast.lifecycle.registry import resolve_model
 
     version, _ = resolve_model(spark, cfg, cfg.score.model_version)
     preds = read_table(spark, cfg, "predictions")

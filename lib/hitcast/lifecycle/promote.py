@@ -3,13 +3,13 @@
 The candidate and the current champion score the same rows: the labelled test split of
 ``training_examples`` (``split == 'test'``, ``is_hit`` 0/1) joined with ``spectrograms``, built as the evaluation
 builds them (:func:`hitcast.evaluation.ablations.eval_rows`). Each model is judged at its own saved threshold
-(:attr:`hitcast.model.bundle.ModelBundle.threshold`) with :func:`hitcast.evaluation.metrics.binary_metrics`.
+(:attr:`hitcast.model.bundle.ModelBundle.threshold`) with :func:`hitcast.metrics.binary_metrics`.
 
 The candidate is refused (:class:`PromotionRefused`, the figures of both models in the message) when its
 ROC-AUC is below the champion's by more than ``promote.margin_roc_auc`` or its F1 by more than
 ``promote.margin_f1``. ``force=True`` promotes it anyway and records the reason. With no champion yet the
 candidate becomes the first one. The champion before becomes ``archived`` in the same Delta commit
-(:func:`hitcast.model.registry.set_role`), and a row is appended to the Delta table ``model_promotions``
+(:func:`hitcast.lifecycle.registry.set_role`, which moves the MLflow alias ``champion``), and a row is appended to the Delta table ``model_promotions``
 (schema :data:`hitcast.schemas.MODEL_PROMOTIONS`).
 """
 from __future__ import annotations
@@ -27,7 +27,10 @@ from pyspark.sql import Row, SparkSession
 
 from hitcast.config import Config, PromoteSection
 from hitcast.errors import HitcastError
-from hitcast.model import registry
+from hitcast.evaluation.ablations import eval_rows
+from hitcast.lifecycle import registry, tracking
+from hitcast.metrics import binary_metrics
+from hitcast.model.bundle import load_bundle
 from hitcast.schemas import MODEL_PROMOTIONS
 from hitcast.tables import read_table, table_exists
 
@@ -105,8 +108,6 @@ def promotion_rows(spark: SparkSession, cfg: Config) -> pd.DataFrame:
         One row per ``(track_id, cutoff)`` with ``split == 'test'`` and ``is_hit`` in {0, 1}: the
         ``training_examples`` columns plus ``status``, ``mel``, ``n_mels``, ``n_frames``, ``period``.
     """
-    from hitcast.evaluation.ablations import eval_rows
-
     examples = read_table(spark, cfg, "training_examples")
     spectrograms = read_table(spark, cfg, "spectrograms") if table_exists(spark, cfg.table("spectrograms")) else None
     return eval_rows(examples, spectrograms, splits=("test",))
@@ -114,9 +115,6 @@ def promotion_rows(spark: SparkSession, cfg: Config) -> pd.DataFrame:
 
 def figures(version: str, path: Path, rows: pd.DataFrame) -> Figures:
     """Score ``rows`` (with an ``is_hit`` column) with the bundle at ``path``: ROC-AUC and F1 at its threshold."""
-    from hitcast.evaluation.metrics import binary_metrics
-    from hitcast.model.bundle import load_bundle
-
     bundle = load_bundle(path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
     m = binary_metrics(rows["is_hit"].to_numpy(), p, bundle.threshold)
@@ -227,7 +225,7 @@ def run_promote(spark: SparkSession, cfg: Config, *, version: str | None = None,
         The candidate is worse than the champion beyond ``cfg.promote`` margins (both figures in the message).
     PromotionError
         ``force`` without ``reason``; an ablation without ``force``; a champion but no labelled test rows.
-    hitcast.model.registry.ModelNotFoundError
+    hitcast.lifecycle.registry.ModelNotFoundError
         No such version, or no candidate.
     """
     reason = reason.strip()
@@ -240,6 +238,8 @@ def run_promote(spark: SparkSession, cfg: Config, *, version: str | None = None,
     cand_version, cand_path = cand["model_version"], Path(cand["path"])
     champ_version, champ_path = (champ["model_version"], Path(champ["path"])) if champ else (None, None)
     if cand_version == champ_version:
+        registry.ensure_tracked(spark, cfg, cand_version)
+        tracking.move_champion(cfg, cand_version)      # a warehouse from before MLflow: the alias follows
         log.info("model version %s already is the champion", cand_version)
         return PromotionSummary(cand_version, cand_version, False, force, "", 0)
     if cand["role"] not in PROMOTABLE and not force:
@@ -254,9 +254,13 @@ def run_promote(spark: SparkSession, cfg: Config, *, version: str | None = None,
     if candidate is not None and champion is not None and not force:
         message = refusal(candidate, champion, rows=len(rows), margins=cfg.promote)
         if message:
+            registry.ensure_tracked(spark, cfg, cand_version)
+            tracking.set_tag(cfg, cand_version, "promotion_refused", message)
             raise PromotionRefused(message)
     why = _reason(candidate, champion, previous=champ_version, rows=len(rows), forced=force, reason=reason)
     registry.set_role(spark, cfg, cand_version, "champion", reason=why)
+    if force:
+        tracking.set_tag(cfg, cand_version, "promotion_forced", reason)
     summary = PromotionSummary(cand_version, champ_version, True, force, why, len(rows), candidate, champion)
     log_promotion(spark, cfg, summary)
     return summary

@@ -1,43 +1,34 @@
-"""Model versions: a directory per version under ``paths.models`` and a row in the Delta table ``models``.
+"""Model versions: registered in MLflow (the system of record) and mirrored in the Delta table ``models``.
 
-A version directory holds::
-
-    model.keras    the Keras model (saved by the training chief)
-    stats.json     tabular.TabularStats + version/variant/heads (what inference needs)
-    config.yaml    the full configuration of the run
-    metrics.json   training history and validation metrics
-    inputs.json    Delta versions and content fingerprints of the input tables
-
-The version is deterministic: ``f"{variant}-{sha256(inputs fingerprints + train config)[:12]}"``, so
-re-running training on the same data and settings finds the version already there and skips.
+A version is a directory under ``paths.models`` (:mod:`hitcast.model.store`). Registering it
+(:func:`register`) logs its training run and registers its model in MLflow (:mod:`hitcast.lifecycle.tracking`)
+and MERGEs its row into ``models``, the SQL-visible mirror, in the same step.
 
 Every version has a role (:data:`hitcast.schemas.MODEL_ROLES`): training registers a new version as a
 ``candidate``; ``jobs/promote.py`` makes one the ``champion`` (exactly one at a time; the one before becomes
-``archived``); the evaluation's ablations are ``ablation``. Scoring uses the champion by default
-(:func:`champion_version`). Re-registering an existing version keeps its role.
+``archived``), which moves the MLflow alias ``champion``; the evaluation's ablations are ``ablation``. Scoring
+uses the champion by default, resolved through the MLflow alias (:func:`resolve_model`). Re-registering an
+existing version keeps its role.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
+from hitcast.lifecycle import tracking
 from hitcast.errors import HitcastError
 from hitcast.schemas import MODEL_ROLES, MODELS
+from hitcast.model.store import MODEL_FILE, read_json, version_complete, version_dir
 from hitcast.tables import merge_upsert, table_exists
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.keras"
-FILES = ("stats.json", "config.yaml", "metrics.json", "inputs.json")
 
 
 class ModelNotFoundError(HitcastError):
@@ -50,55 +41,13 @@ class RoleError(HitcastError):
 #: The role columns of ``models`` (added to a table written before roles existed).
 ROLE_COLUMNS = {"role": "STRING", "role_reason": "STRING", "role_changed_at": "TIMESTAMP"}
 
+#: Columns added after roles: the evaluation's test figures (JSON) and the MLflow run and registered version.
+LATER_COLUMNS = {"test_metrics": "STRING", "mlflow_run_id": "STRING", "mlflow_version": "STRING"}
+
 
 def _now() -> dt.datetime:
     """UTC now, naive (the session time zone is UTC)."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def fingerprint(df: DataFrame, exclude: Sequence[str] = ()) -> dict[str, Any]:
-    """Order-independent content fingerprint: row count and the sum of ``xxhash64`` over the columns.
-
-    Parameters
-    ----------
-    df : DataFrame
-    exclude : sequence of str
-        Columns left out (e.g. computation timestamps that change without the content changing).
-
-    Returns
-    -------
-    dict
-        ``{"rows": int, "xxhash64_sum": str}`` (the sum as a decimal string, exact).
-    """
-    cols = sorted(c for c in df.columns if c not in set(exclude))
-    row = df.agg(F.count(F.lit(1)).alias("n"),
-                 F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h")).first()
-    return {"rows": int(row["n"]), "xxhash64_sum": str(row["h"] if row["h"] is not None else 0)}
-
-
-#: Bump when the training or encoding code changes what a model version computes (2: log1p-compressed
-#: skewed features and best-epoch weights; 3: per-epoch data order from (seed, epoch, rank)). Part of every
-#: model version's hash.
-MODEL_CODE_VERSION = 3
-
-
-def model_version(variant: str, inputs: Mapping[str, Any], train_config: Mapping[str, Any]) -> str:
-    """``f"{variant}-{sha256[:12]}"`` over the inputs' fingerprints, the training configuration and
-    :data:`MODEL_CODE_VERSION`.
-
-    Delta table versions are left out on purpose: a table rewritten with the same content keeps the
-    same model version.
-    """
-    content = {k: (v.get("fingerprint") if isinstance(v, Mapping) and "fingerprint" in v else v)
-               for k, v in inputs.items()}
-    blob = json.dumps({"inputs": content, "train": dict(train_config), "code": MODEL_CODE_VERSION}, sort_keys=True,
-                      default=str)
-    return f"{variant}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-
-def version_dir(cfg: Config, version: str) -> Path:
-    """``paths.models/<version>``."""
-    return cfg.path(cfg.paths.models) / version
 
 
 def version_exists(spark: SparkSession, cfg: Config, version: str) -> bool:
@@ -107,22 +56,13 @@ def version_exists(spark: SparkSession, cfg: Config, version: str) -> bool:
     if not table_exists(spark, location):
         return False
     found = spark.read.format("delta").load(location).where(F.col("model_version") == version).limit(1).count()
-    return bool(found) and (version_dir(cfg, version) / MODEL_FILE).is_file()
-
-
-def write_version_files(directory: Path, *, stats_json: str, config: Mapping[str, Any],
-                        metrics: Mapping[str, Any], inputs: Mapping[str, Any]) -> None:
-    """Write ``stats.json``, ``config.yaml``, ``metrics.json`` and ``inputs.json`` into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "stats.json").write_text(stats_json)
-    (directory / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=True))
-    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
-    (directory / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True, default=str))
+    return bool(found) and version_complete(version_dir(cfg, version))
 
 
 def ensure_role_columns(spark: SparkSession, location: str, columns: Sequence[str] | None = None) -> None:
-    """Add the :data:`ROLE_COLUMNS` to a ``models`` table written before roles existed (Delta schema
-    evolution); its versions become ``candidate`` (reason "registered before model roles").
+    """Add the :data:`ROLE_COLUMNS` and :data:`LATER_COLUMNS` to a ``models`` table written before they
+    existed (Delta schema evolution); versions without a role become ``candidate`` (reason "registered
+    before model roles").
 
     ``columns``: the table's columns when the caller has read it already.
     """
@@ -132,6 +72,10 @@ def ensure_role_columns(spark: SparkSession, location: str, columns: Sequence[st
         if not table_exists(spark, location):
             return
         columns = spark.read.format("delta").load(location).columns
+    later = [c for c in LATER_COLUMNS if c not in set(columns)]
+    if later:
+        spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
+                  + ", ".join(f"{c} {LATER_COLUMNS[c]}" for c in later) + ")")
     missing = [c for c in ROLE_COLUMNS if c not in set(columns)]
     if not missing:
         return
@@ -156,7 +100,7 @@ def read_models(spark: SparkSession, cfg: Config) -> DataFrame:
     if not table_exists(spark, location):
         raise ModelNotFoundError(f"Delta table 'models' not found at {location}; run jobs/train.py first")
     models = spark.read.format("delta").load(location)
-    if all(c in models.columns for c in ROLE_COLUMNS):
+    if all(c in models.columns for c in (*ROLE_COLUMNS, *LATER_COLUMNS)):
         return models
     ensure_role_columns(spark, location, models.columns)
     return spark.read.format("delta").load(location)
@@ -166,27 +110,31 @@ def register(spark: SparkSession, cfg: Config, version: str, *, variant: str, wo
              metrics: Mapping[str, Any], inputs: Mapping[str, Any], config: Mapping[str, Any],
              created_at: dt.datetime | None = None, role: str = "candidate",
              reason: str = "trained") -> None:
-    """MERGE the row of ``version`` into the Delta table ``models`` (schema ``hitcast.schemas.MODELS``).
+    """Register ``version``: its MLflow run and registered model version (once), and its row MERGEd into the
+    Delta table ``models`` (schema ``hitcast.schemas.MODELS``).
 
     A new version gets ``role`` (default ``candidate``) with ``reason``; an existing version has every other
-    column replaced and keeps its role (re-running training never demotes a champion).
+    column replaced and keeps its role and test figures (re-running training never demotes a champion).
     """
     from delta.tables import DeltaTable
 
     if role not in MODEL_ROLES:
         raise RoleError(f"model version {version}: role must be one of {', '.join(MODEL_ROLES)}, got {role!r}")
+    run_id, registered = tracking.log_and_register(cfg, version=version, variant=variant,
+                                                   path=version_dir(cfg, version), metrics=metrics, inputs=inputs,
+                                                   role=role)
     now = _now()
     row = (version, variant, created_at or now,
            str(version_dir(cfg, version)), int(workers), json.dumps(metrics, sort_keys=True, default=str),
            json.dumps(inputs, sort_keys=True, default=str), json.dumps(config, sort_keys=True, default=str),
-           role, reason, now)
+           role, reason, now, None, run_id, registered)
     df = spark.createDataFrame([row], MODELS)
     location = cfg.table("models")
     if not table_exists(spark, location):
         merge_upsert(spark, df, location=location, keys=["model_version"])
     else:
         ensure_role_columns(spark, location)
-        keep = set(ROLE_COLUMNS)
+        keep = {*ROLE_COLUMNS, "test_metrics"}
         (DeltaTable.forPath(spark, location).alias("t").merge(df.alias("s"), "t.model_version = s.model_version")
          .whenMatchedUpdate(set={c: f"s.`{c}`" for c in df.columns if c not in keep})
          .whenNotMatchedInsertAll().execute())
@@ -237,6 +185,14 @@ def set_role(spark: SparkSession, cfg: Config, version: str, role: str, *, reaso
     target = F.col("model_version") == version
     table = DeltaTable.forPath(spark, cfg.table("models"))
     if role == "champion":
+        previous = champion_in_table(spark, cfg)
+        ensure_tracked(spark, cfg, version)
+        tracking.move_champion(cfg, version)
+        if previous and previous != version:
+            tracking.set_tag(cfg, previous, "role", "archived")
+    else:
+        tracking.set_tag(cfg, version, "role", role)
+    if role == "champion":
         table.update(condition=target | (F.col("role") == "champion"),
                      set={"role": F.when(target, F.lit("champion")).otherwise(F.lit("archived")),
                           "role_reason": F.when(target, F.lit(reason))
@@ -248,23 +204,81 @@ def set_role(spark: SparkSession, cfg: Config, version: str, role: str, *, reaso
     log.info("model version %s: %s -> %s (%s)", version, current, role, reason)
 
 
+def champion_in_table(spark: SparkSession, cfg: Config) -> str | None:
+    """The version with role ``champion`` in the ``models`` mirror (``None``: no table or no champion)."""
+    if not table_exists(spark, cfg.table("models")):
+        return None
+    row = read_models(spark, cfg).where(F.col("role") == "champion").select("model_version").first()
+    return row["model_version"] if row else None
+
+
+def ensure_tracked(spark: SparkSession, cfg: Config, version: str) -> None:
+    """Register ``version`` in MLflow from its ``models`` row and directory when it is not there yet (a
+    warehouse written before hitcast used MLflow)."""
+    row = read_models(spark, cfg).where(F.col("model_version") == version).first()
+    if row is None:
+        raise ModelNotFoundError(f"model version '{version}' not found in {cfg.table('models')}")
+    path = Path(row["path"])
+    run_id, registered = tracking.log_and_register(cfg, version=version, variant=row["variant"], path=path,
+                                                   metrics=read_json(path, "metrics.json"),
+                                                   inputs=read_json(path, "inputs.json"), role=row["role"])
+    if row["mlflow_version"] != registered:
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(spark, cfg.table("models")).update(
+            condition=F.col("model_version") == version,
+            set={"mlflow_run_id": F.lit(run_id), "mlflow_version": F.lit(registered)})
+
+
 def champion_version(spark: SparkSession, cfg: Config) -> tuple[str, Path]:
-    """``(version, path)`` of the champion.
+    """``(version, path)`` of the champion: the version the MLflow alias ``champion`` points at.
 
     Raises
     ------
     ModelNotFoundError
-        When ``models`` is missing or has no champion (the message names jobs/promote.py).
+        When there is no champion (the message names jobs/promote.py).
     """
-    location = cfg.table("models")
-    if not table_exists(spark, location):
-        raise ModelNotFoundError(f"Delta table 'models' not found at {location}, so there is no champion model; "
-                                 "run jobs/train.py, then jobs/promote.py")
-    row = read_models(spark, cfg).where(F.col("role") == "champion").select("model_version", "path").first()
-    if row is None:
-        raise ModelNotFoundError(f"no champion model in {location}; promote a candidate with jobs/promote.py "
-                                 "(or name a version with --model-version)")
-    return row["model_version"], Path(row["path"])
+    found = tracking.champion(cfg)
+    if found is None or not found[0]:
+        mirror = champion_in_table(spark, cfg)
+        hint = (f"; {cfg.table('models')} names {mirror} the champion: jobs/promote.py --model-version {mirror} "
+                "records it in MLflow" if mirror else "")
+        raise ModelNotFoundError(f"no champion model: the MLflow model '{cfg.mlflow.registered_model}' at "
+                                 f"{tracking.tracking_uri(cfg)} has no alias 'champion'; promote a candidate with "
+                                 f"jobs/promote.py (or name a version with --model-version){hint}")
+    return get_version(spark, cfg, found[0])
+
+
+def resolve_model(spark: SparkSession, cfg: Config, version: str = "champion") -> tuple[str, Path]:
+    """``(model_version, directory)`` of ``version``.
+
+    ``"champion"`` (or empty) is the version the MLflow alias ``champion`` points at (``jobs/promote.py``
+    moves it); ``"latest"`` is the newest ``candidate`` or ``champion`` of ``cfg.train.variant``; anything
+    else names a version.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When no such version exists (the message names the table and the job to run).
+    """
+    if not version or version == "champion":
+        return champion_version(spark, cfg)
+    if version == "latest":
+        return latest_version(spark, cfg, cfg.train.variant)
+    return get_version(spark, cfg, version)
+
+
+def record_test_figures(spark: SparkSession, cfg: Config, version: str, test: Mapping[str, Any],
+                        artifacts: Sequence[Path] = ()) -> None:
+    """Store the evaluation's test figures of ``version`` in ``models.test_metrics`` (JSON) and log them,
+    with the report files ``artifacts``, to its MLflow run."""
+    from delta.tables import DeltaTable
+
+    ensure_role_columns(spark, cfg.table("models"))
+    DeltaTable.forPath(spark, cfg.table("models")).update(
+        condition=F.col("model_version") == version,
+        set={"test_metrics": F.lit(json.dumps(dict(test), sort_keys=True, default=str))})
+    tracking.record_evaluation(cfg, version, test, artifacts)
 
 
 def newest_version(spark: SparkSession, cfg: Config, variant: str, roles: Sequence[str]) -> tuple[str, Path]:
@@ -282,7 +296,7 @@ def newest_version(spark: SparkSession, cfg: Config, variant: str, roles: Sequen
     return row["model_version"], Path(row["path"])
 
 
-def latest_version(spark: SparkSession, cfg: Config, variant: str = "fused") -> tuple[str, Path]:
+def latest_version(spark: SparkSession, cfg: Config, variant: str) -> tuple[str, Path]:
     """The most recently created ``candidate`` or ``champion`` version of ``variant`` in ``models`` (ablations
     and archived versions are never "latest").
 
