@@ -298,3 +298,35 @@ def test_the_job_refuses_with_exit_status_2_and_records_a_forced_reason(spark, c
     assert [(r.model_version, r.role, r.role_reason.split(";")[0]) for r in roles(spark, cfg)] == \
         [("tabular-bad", "champion", "forced: A&R asked"), ("tabular-good", "archived", "replaced as champion by "
                                                                                       "tabular-bad")]
+
+
+def test_the_leaderboard_shows_promotion_and_evaluation_figures_ablations_included(spark, cfg):
+    from hitcast.sql.views import create_statement, load_views, view_parameters
+
+    register(spark, cfg, "tabular-bad", 0)
+    register(spark, cfg, "tabular-good", 1)
+    run_promote(spark, cfg)                                   # promotion figures: ROC-AUC 1, F1 1
+    register(spark, cfg, "tabular-high", 2, role="ablation", reason="evaluation ablation")
+    figures = {"roc_auc": 0.9, "f1": 0.8, "threshold": 0.6, "rows": 10, "evaluated_at": "2025-10-02 08:00:00"}
+    registry.record_test_figures(spark, cfg, "tabular-high", figures)
+    assert json.loads(registry.read_models(spark, cfg).where("model_version = 'tabular-high'").first()
+                      .test_metrics) == figures
+    run = tracking.find_version(cfg, tracking.client(cfg), "tabular-high").run_id
+    logged = tracking.client(cfg).get_run(run).data.metrics
+    assert (logged["test_roc_auc"], logged["test_f1"], logged["test_rows"]) == (0.9, 0.8, 10.0)
+
+    db = cfg.sql.tables_database
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+    for table in ("models", "model_promotions"):
+        spark.sql(f"DROP TABLE IF EXISTS {db}.{table}")
+        spark.sql(f"CREATE TABLE {db}.{table} USING delta LOCATION '{cfg.table(table)}'")
+    (view,) = [v for v in load_views() if v.name == "model_leaderboard"]
+    spark.sql(create_statement(view, view_parameters(cfg)))
+    got = [tuple(r) for r in spark.sql("SELECT leaderboard_rank, model_version, role, test_roc_auc, test_f1, "
+                                       "threshold, test_rows, CAST(tested_at AS STRING) FROM "
+                                       "global_temp.model_leaderboard ORDER BY leaderboard_rank").collect()]
+    for table in ("models", "model_promotions"):
+        spark.sql(f"DROP TABLE {db}.{table}")
+    assert got[1:] == [(2, "tabular-high", "ablation", 0.9, 0.8, 0.6, 10, "2025-10-02 08:00:00"),
+                       (3, "tabular-bad", "candidate", None, None, None, None, None)]
+    assert got[0][:7] == (1, "tabular-good", "champion", 1.0, 1.0, 0.5, 10)

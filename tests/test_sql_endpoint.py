@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import ipaddress
 import json
@@ -270,7 +271,9 @@ def test_model_leaderboard(conn, endpoint, spark, pipeline):
     models = delta(spark, cfg, "models").collect()
     rows = []
     for m in models:
-        t = tested.get(m.model_version, (None,) * 5)
+        ev = json.loads(m.test_metrics) if m.test_metrics else {}     # the evaluation's figures, if any
+        t = tested.get(m.model_version, (ev.get("roc_auc"), ev.get("f1"), ev.get("threshold"), ev.get("rows"),
+                                         dt.datetime.fromisoformat(ev["evaluated_at"]) if ev else None))
         val = json.loads(m.metrics)["validation"]
         rows.append((m.model_version, m.variant, m.role, m.role_reason, m.created_at, m.role_changed_at, *t,
                      val.get("val_auc"), val.get("val_f1")))
