@@ -100,13 +100,14 @@ def test_a_late_event_changes_its_own_day_and_the_cutoffs_after_it(spark, wh):
     cfg, _ = wh
     daily = _read(spark, cfg, "engagement_daily")
     day = dt.date(2024, 9, 10)
-    # a track with a row on that day (a listener it had) and a day that had none (an earlier day)
-    track = daily.where(F.col("event_date") == day).orderBy("track_id").first()["track_id"]
-    empty = next(d for d in (day - dt.timedelta(days=k) for k in range(1, 60))
-                 if daily.where((F.col("track_id") == track) & (F.col("event_date") == d)).isEmpty())
     before_rows = daily.collect()
+    # a track with a row on that day (a listener it had) and a day that had none (an earlier day)
+    track = min(r.track_id for r in before_rows if r.event_date == day)
+    track_days = {r.event_date for r in before_rows if r.track_id == track}
+    empty = next(d for d in (day - dt.timedelta(days=k) for k in range(1, 60)) if d not in track_days)
     cuts = _cutoffs(cfg)
-    before = features_for_cutoffs(_read(spark, cfg, "catalog"), daily, cutoffs=cuts, cfg=cfg).collect()
+    before = {(r.track_id, r.cutoff): r
+              for r in features_for_cutoffs(_read(spark, cfg, "catalog"), daily, cutoffs=cuts, cfg=cfg).collect()}
     late = [{"event_id": f"late-{k}", "user_id": user, "track_id": track, "event_type": kind,
              "event_time": f"{when}T12:00:00Z", "ms_played": ms}
             for k, (user, kind, when, ms) in enumerate([("u-late", "play", day, 60000),
@@ -128,12 +129,12 @@ def test_a_late_event_changes_its_own_day_and_the_cutoffs_after_it(spark, wh):
 
     now = {(r.track_id, r.cutoff): r for r in features_for_cutoffs(
         _read(spark, cfg, "catalog"), _read(spark, cfg, "engagement_daily"), cutoffs=cuts, cfg=cfg).collect()}
-    moved = {k for k in now if now[k] != {(r.track_id, r.cutoff): r for r in before}[k]}
+    assert set(now) == set(before)
+    moved = {k for k in now if now[k] != before[k]}
     assert moved and all(c > empty for _, c in moved)                   # no cutoff before the late days
     first_after = min(c for c in cuts if c > day)
     assert (track, first_after) in moved
-    assert now[(track, first_after)].plays_total == {(r.track_id, r.cutoff): r for r in before}[
-        (track, first_after)].plays_total + 2
+    assert now[(track, first_after)].plays_total == before[(track, first_after)].plays_total + 2
 
 
 def test_the_incremental_table_equals_a_rebuild_and_a_new_sketch_size_rebuilds(spark, wh):

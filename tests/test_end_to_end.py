@@ -1,5 +1,6 @@
-"""The whole pipeline on ~100 generated tracks: generate, ingest, features, spectrograms, 2-worker training,
-promotion, catalog scoring; then the predictions table is checked row by row against the catalog."""
+"""The whole pipeline on a small generated catalog: generate, ingest, features, spectrograms (the session's
+``trained_demo``, copied), 2-worker training of a 3-member model, promotion, catalog scoring; then the predictions
+table is checked row by row against the catalog."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,45 +16,45 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+import analyst_pipeline
 from audio_fixtures import write_tone
 from helpers import make_config
 from hitcast.audio.paths import resolve_audio_path
-from hitcast.demo.generate import generate_demo
 from hitcast.errors import InputContractError
 from hitcast.features.examples import features_as_of
-from hitcast.features.stage import run_features
-from hitcast.ingest.pipeline import run_ingest
 from hitcast.model.bundle import load_bundle
 from hitcast.lifecycle.promote import run_promote
 from hitcast.model.training import table_inputs, train_model
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.prospects import prospect_catalog, read_metadata, run_prospects
 from hitcast.scoring.stage import run_scoring
-from hitcast.spectrograms.stage import run_spectrograms
 from hitcast.tables import read_table
 
-E2E_SETTINGS = [
-    "demo.tracks=100", "demo.events_per_track=60", "demo.clip_seconds=3.0", "dsp.clip_seconds=3.0",
-    "train.epochs=2", "train.batch_size=16", "train.workers=2",
-]
+#: The session's ``trained_demo`` data settings, with this module's own training: 2 epochs and the default
+#: ensemble of 3 members (``trained_demo``'s one-member model leaves the members' paths of scoring unchecked).
+E2E_SETTINGS = [*analyst_pipeline.SETTINGS, "train.epochs=2", "train.batch_size=16", "train.workers=2",
+                "train.ensemble=3"]
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory):
-    cfg = make_config(tmp_path_factory.mktemp("e2e"), *E2E_SETTINGS)
-    generated = generate_demo(spark, cfg)
-    run_ingest(spark, cfg)
-    run_features(spark, cfg)
-    run_spectrograms(spark, cfg)
+def pipeline(spark, trained_demo, tmp_path_factory):
+    """A copy of the session's ``trained_demo`` (generated, ingested, features, spectrograms), a 3-member model
+    trained on it and promoted, the catalog scored once: (cfg, the training's outcome, the run's summary)."""
+    root = tmp_path_factory.mktemp("e2e") / "root"
+    shutil.copytree(trained_demo, root)
+    cfg = make_config(root, *E2E_SETTINGS)
     examples, spectrograms, inputs = table_inputs(spark, cfg)
     trained = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
+    assert not trained.skipped                                       # a new version, not trained_demo's model
     assert run_promote(spark, cfg).version == trained.version        # the first model becomes the champion
     first = run_scoring(spark, cfg)
-    return cfg, generated, trained, first
+    embeddings = spark.read.format("delta").load(cfg.table("audio_embeddings")).collect()
+    assert {len(r.embedding) for r in embeddings} == {3 * 4 * 32}    # 3 members x 32 float32 each
+    return cfg, trained, first
 
 
 def test_every_catalog_track_is_scored_exactly_once(spark, pipeline):
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     catalog = {r.track_id: r for r in read_table(spark, cfg, "catalog").collect()}
     preds = read_table(spark, cfg, "predictions").collect()
     by_track: dict[str, list] = {}
@@ -68,7 +69,7 @@ def test_every_catalog_track_is_scored_exactly_once(spark, pipeline):
 def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pipeline):
     """The Spark path (mapInArrow over repartitioned batches, the explaining split model, MERGE) stores, for
     every track, what the model bundle gives for that track's own scoring inputs in one driver call."""
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     features = features_as_of(read_table(spark, cfg, "catalog"), read_table(spark, cfg, "engagement_daily"),
                                as_of=first.as_of, cfg=cfg)
     inputs = scoring_inputs(features, read_table(spark, cfg, "spectrograms")).toPandas()
@@ -87,7 +88,7 @@ def test_each_stored_score_is_the_bundles_score_for_that_tracks_inputs(spark, pi
 
 
 def test_bad_audio_and_cold_start_tracks_are_scored_with_their_status(spark, pipeline):
-    cfg, _, _, first = pipeline
+    cfg, _, first = pipeline
     spec = {r.track_id: r.status for r in read_table(spark, cfg, "spectrograms").collect()}
     preds = {r.track_id: r for r in read_table(spark, cfg, "predictions").collect()}
     for track_id, row in preds.items():
@@ -110,7 +111,7 @@ def tracks_with_events_before(spark, cfg, as_of: dt.date) -> set[str]:
 
 
 def test_rescoring_updates_in_place(spark, pipeline):
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     before = read_table(spark, cfg, "predictions").collect()
     # nothing changed: no track is rescored and the table keeps every row as it was
     again = run_scoring(spark, cfg, version=trained.version, as_of=first.as_of)
@@ -126,7 +127,7 @@ def test_rescoring_updates_in_place(spark, pipeline):
 
 
 def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline):
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     early = first.as_of - dt.timedelta(days=365)
     s = run_scoring(spark, cfg, version=trained.version, as_of=early)
     preds = read_table(spark, cfg, "predictions").collect()
@@ -142,7 +143,7 @@ def test_scoring_an_earlier_as_of_date_changes_features_not_rows(spark, pipeline
 def test_a_folder_of_demos_is_scored_in_cold_start_mode_with_the_catalogs_code(spark, pipeline, tmp_path):
     """``score.py --audio-dir``: each file's stored score is the bundle's score for the inputs the catalog's
     own functions give a new, unreleased track with that metadata and audio; bad files keep their status."""
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     spec = read_table(spark, cfg, "spectrograms").where("status = 'ok'").orderBy("track_id").limit(2).collect()
     catalog = {r.track_id: r for r in read_table(spark, cfg, "catalog").collect()}
     folder = tmp_path / "demos"
@@ -212,7 +213,7 @@ def test_a_reader_sees_one_whole_version_while_a_rescoring_commits(spark, pipeli
     """Another process reads ``predictions`` over and over while a full rescoring MERGEs a new run_id into
     every row: each read sees one complete table version (the rows of the run before, or of the new run),
     never a mix."""
-    cfg, _, trained, first = pipeline
+    cfg, trained, first = pipeline
     location = cfg.table("predictions")
     before = {r.run_id: r["count"] for r in read_table(spark, cfg, "predictions").groupBy("run_id").count().collect()}
     n = sum(before.values())
