@@ -22,9 +22,10 @@ from helpers import make_config
 from hitcast.audio.paths import resolve_audio_path
 from hitcast.errors import InputContractError
 from hitcast.features.examples import features_as_of
-from hitcast.model.bundle import load_bundle
 from hitcast.lifecycle.promote import run_promote
-from hitcast.model.training import table_inputs, train_model
+from hitcast.lifecycle.training import train_and_register
+from hitcast.model.bundle import load_bundle
+from hitcast.model.training import table_inputs
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.scoring.prospects import prospect_catalog, read_metadata, run_prospects
 from hitcast.scoring.stage import run_scoring
@@ -44,7 +45,7 @@ def pipeline(spark, trained_demo, tmp_path_factory):
     shutil.copytree(trained_demo, root)
     cfg = make_config(root, *E2E_SETTINGS)
     examples, spectrograms, inputs = table_inputs(spark, cfg)
-    trained = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
+    trained = train_and_register(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs)
     assert not trained.skipped                                       # a new version, not trained_demo's model
     assert run_promote(spark, cfg).version == trained.version        # the first model becomes the champion
     first = run_scoring(spark, cfg)
