@@ -97,6 +97,13 @@ def join_groups(rows: DataFrame, spec: ModelSpec, sources: Mapping[str, DataFram
     return rows
 
 
+def group_sources(spark, cfg: Config, spec: ModelSpec) -> dict[str, DataFrame]:
+    """The source tables of ``spec``'s ``numeric`` groups, read from ``cfg``'s warehouse (name -> rows)."""
+    from hitcast.tables import read_table
+
+    return {g.source: read_table(spark, cfg, g.source) for g in spec.of_kind("numeric")}
+
+
 def mel_arrays(pdf: pd.DataFrame, n_mels: int, n_frames: int) -> tuple[list[bytes], np.ndarray]:
     """Fixed-length mel bytes and the ``has_audio`` flag for each row of ``pdf``.
 
