@@ -51,7 +51,7 @@ def scores(spark, location: str) -> dict[str, tuple]:
 @pytest.fixture(scope="module")
 def pipeline(spark, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("spec")
-    cfg = make_config(tmp, *TINY_TRAIN, "train.epochs=2")
+    cfg = make_config(tmp, *TINY_TRAIN, "train.epochs=1", "train.workers=1")   # one worker: CI time
     examples, spectrograms = synth_frames(spark, 40)
     lyrics = write_lyrics(spark, cfg, changed=False)
     inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},

@@ -207,6 +207,10 @@ class ModelSpec:
         """Every ``identity`` column the spec reads from the table ``source``."""
         return [c for g in self.groups if g.source == source for c in g.identity]
 
+    def sources(self) -> tuple[str, ...]:
+        """The tables of the ``numeric`` groups (the feature row and ``spectrograms`` are built in)."""
+        return tuple(g.source for g in self.of_kind("numeric"))
+
     def heavy_columns(self) -> list[str]:
         return [c for g in self.groups for c in g.heavy]
 
