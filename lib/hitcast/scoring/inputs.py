@@ -20,6 +20,7 @@ from typing import Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from hitcast.model.dataset import group_sources  # noqa: F401  (the scoring side's name for it)
 from hitcast.model.spec import ModelSpec, SpecError
 
 #: ``audio_status`` for a catalog track that has no row in ``spectrograms`` at all.
@@ -107,18 +108,12 @@ def with_group_sources(inputs: DataFrame, spec: ModelSpec, sources: Mapping[str,
     Parameters
     ----------
     sources : mapping of str to DataFrame
-        Source table name -> its rows, for every ``numeric`` group (:func:`group_sources`).
+        Source table name -> its rows, for every ``numeric`` group
+        (:func:`hitcast.model.dataset.group_sources`).
     """
     from hitcast.model.dataset import join_groups
 
     return join_groups(inputs, spec, sources)
-
-
-def group_sources(spark, cfg, spec: ModelSpec) -> dict[str, DataFrame]:
-    """The source tables of ``spec``'s ``numeric`` groups, read from ``cfg``'s warehouse (name -> rows)."""
-    from hitcast.tables import read_table
-
-    return {g.source: read_table(spark, cfg, g.source) for g in spec.of_kind("numeric")}
 
 
 def check_hashed(columns: list[str], spec: ModelSpec) -> None:
