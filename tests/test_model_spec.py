@@ -13,12 +13,12 @@ from pyspark.sql import functions as F
 
 from helpers import N_FRAMES, N_MELS, TINY_TRAIN, make_config, synth_frames
 from hitcast.errors import ConfigError
-from hitcast.model import registry
 from hitcast.model.bundle import load_bundle
 from hitcast.model.spec import DEFAULT_SPEC, SPEC_FILE, InputGroup, ModelSpec, SpecError
 from hitcast.model.training import train_model
 from hitcast.scoring.inputs import light_inputs, with_group_sources, with_mel, with_mode, with_source_hash
 from hitcast.scoring.stage import ensure_predictions_table, score_into
+from hitcast.tables import fingerprint
 
 LYRICS = InputGroup("lyrics", "numeric", "lyrics", columns=("lyr_words", "lyr_rhyme", "lyr_repeat"))
 SPEC = DEFAULT_SPEC.with_group(LYRICS)
@@ -54,8 +54,8 @@ def pipeline(spark, tmp_path_factory):
     cfg = make_config(tmp, *TINY_TRAIN, "train.epochs=1", "train.workers=1")   # one worker: CI time
     examples, spectrograms = synth_frames(spark, 40)
     lyrics = write_lyrics(spark, cfg, changed=False)
-    inputs = {"training_examples": {"fingerprint": registry.fingerprint(examples)},
-              "spectrograms": {"fingerprint": registry.fingerprint(spectrograms, ["computed_at"])}}
+    inputs = {"training_examples": {"fingerprint": fingerprint(examples)},
+              "spectrograms": {"fingerprint": fingerprint(spectrograms, ["computed_at"])}}
     out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, spec=SPEC,
                       sources={"lyrics": lyrics})
     features = examples.where(F.col("cutoff") == AS_OF).drop("split", "future_plays", "popularity", "is_hit")
