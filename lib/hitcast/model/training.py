@@ -30,6 +30,7 @@ from hitcast.model.distributed import TrainingError, run_barrier_training
 from hitcast.model.spec import DEFAULT_SPEC, ModelSpec, save_spec
 from hitcast.model.tabular import compute_numeric_stats, compute_stats, feature_columns
 from hitcast.tables import fingerprint, read_table, table_exists, table_version
+from hitcast.tables import fingerprint as table_fingerprint   # train_model has a local "fingerprint"
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
     inputs_spec = (spec or DEFAULT_SPEC).for_variant(variant)
     audio = inputs_spec.uses_audio
     sources = {name: df for name, df in (sources or {}).items() if name in {g.source for g in inputs_spec.groups}}
-    inputs = {**inputs, **{name: {"fingerprint": fingerprint(df)} for name, df in sorted(sources.items())
+    inputs = {**inputs, **{name: {"fingerprint": table_fingerprint(df)} for name, df in sorted(sources.items())
                            if name not in inputs}}
     version = store.model_version(version_prefix or variant, inputs, version_config(cfg, variant, inputs_spec))
     path = store.version_dir(cfg, version)
