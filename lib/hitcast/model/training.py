@@ -30,7 +30,6 @@ from hitcast.model.distributed import TrainingError, run_barrier_training
 from hitcast.model.spec import DEFAULT_SPEC, ModelSpec, save_spec
 from hitcast.model.tabular import compute_numeric_stats, compute_stats, feature_columns
 from hitcast.tables import fingerprint, read_table, table_exists, table_version
-from hitcast.tables import fingerprint as table_fingerprint   # train_model has a local "fingerprint"
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
     inputs_spec = (spec or DEFAULT_SPEC).for_variant(variant)
     audio = inputs_spec.uses_audio
     sources = {name: df for name, df in (sources or {}).items() if name in {g.source for g in inputs_spec.groups}}
-    inputs = {**inputs, **{name: {"fingerprint": table_fingerprint(df)} for name, df in sorted(sources.items())
+    inputs = {**inputs, **{name: {"fingerprint": fingerprint(df)} for name, df in sorted(sources.items())
                            if name not in inputs}}
     version = store.model_version(version_prefix or variant, inputs, version_config(cfg, variant, inputs_spec))
     path = store.version_dir(cfg, version)
@@ -244,16 +243,16 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                           "members": t.ensemble, "spec": inputs_spec.to_dict()}}
         spec.update(spec_overrides or {})
         ckpt_root = path / checkpoints.CHECKPOINTS
-        fingerprint = checkpoints.spec_fingerprint(dict(spec, workers=workers))
-        spec.update(checkpoint_dir=str(ckpt_root), fingerprint=fingerprint)
-        found = checkpoints.latest(ckpt_root, fingerprint)
+        run_fingerprint = checkpoints.spec_fingerprint(dict(spec, workers=workers))
+        spec.update(checkpoint_dir=str(ckpt_root), fingerprint=run_fingerprint)
+        found = checkpoints.latest(ckpt_root, run_fingerprint)
         if found is not None:
             log.info("resuming %s from the checkpoint of epoch %d (%s)", version, found[0], found[1])
             spec["resume_from"] = str(found[1])
         try:
             results = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
         except Exception as exc:  # noqa: BLE001 - Spark's Py4JJavaError has no narrower base
-            raise TrainingError(failure_message(version, exc, checkpoints.latest(ckpt_root, fingerprint),
+            raise TrainingError(failure_message(version, exc, checkpoints.latest(ckpt_root, run_fingerprint),
                                                 workers)) from exc
     finally:
         for conv in converters:
