@@ -20,7 +20,7 @@ from typing import Mapping
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from hitcast.model.dataset import group_sources  # noqa: F401  (the scoring side's name for it)
+from hitcast.model.dataset import group_sources, join_groups  # noqa: F401  (group_sources: the scoring side's name)
 from hitcast.model.spec import ModelSpec, SpecError
 
 #: ``audio_status`` for a catalog track that has no row in ``spectrograms`` at all.
@@ -111,8 +111,6 @@ def with_group_sources(inputs: DataFrame, spec: ModelSpec, sources: Mapping[str,
         Source table name -> its rows, for every ``numeric`` group
         (:func:`hitcast.model.dataset.group_sources`).
     """
-    from hitcast.model.dataset import join_groups
-
     return join_groups(inputs, spec, sources)
 
 
