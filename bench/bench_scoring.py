@@ -76,12 +76,12 @@ from pyspark.sql import Window  # noqa: E402
 from hitcast.cli import config_from_args, job_parser  # noqa: E402
 from hitcast.config import Config  # noqa: E402
 from hitcast.features.examples import features_as_of  # noqa: E402
-from hitcast.model.architecture import input_names  # noqa: E402
+from hitcast.model.spec import load_spec  # noqa: E402
 from hitcast.model.bundle import load_bundle, resolve_model  # noqa: E402
 from hitcast.lifecycle.registry import ModelNotFoundError  # noqa: E402
 from hitcast.scoring.inputs import light_inputs, with_mel, with_mode, with_source_hash  # noqa: E402
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions  # noqa: E402
-from hitcast.scoring.stage import default_as_of, ensure_predictions_table, model_variant, score_into  # noqa: E402
+from hitcast.scoring.stage import default_as_of, ensure_predictions_table, score_into  # noqa: E402
 from hitcast.spark import build_session  # noqa: E402
 from hitcast.tables import read_table  # noqa: E402
 from rss import RssSampler  # noqa: E402
@@ -186,7 +186,7 @@ def single_process(files: list[str], bundle, *, chunk: int, pipelined: bool) -> 
     import numpy as np
     import pyarrow.dataset as ds
 
-    names = input_names(bundle.variant)
+    names = bundle.spec.input_names()
     wanted = [*bundle.feature_columns, "genre"] + (["mel", "n_mels", "n_frames", "status"] if "mel" in names else [])
     dataset = ds.dataset(files, format="parquet")
     columns = [c for c in wanted if c in dataset.schema.names]
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(cfg, "hitcast-bench-scoring")
     try:
         model_version, model_path = resolve(spark, cfg, args.model_version)
-        uses_audio = "mel" in input_names(model_variant(model_path))
+        uses_audio = load_spec(model_path).uses_audio
         events = read_table(spark, cfg, "engagement_daily")
         as_of = dt.date.fromisoformat(cfg.score.as_of) if cfg.score.as_of else default_as_of(events)
         bundle = load_bundle(model_path)

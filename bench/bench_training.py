@@ -24,6 +24,7 @@ from hitcast.audio.dsp import n_frames as dsp_n_frames
 from hitcast.cli import config_from_args, job_parser
 from hitcast.model.dataset import make_converter, rows_schema, shard_rows
 from hitcast.model.distributed import run_barrier_training
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.spark import build_session
 
 log = logging.getLogger("hitcast.bench.training")
@@ -64,7 +65,7 @@ def main() -> None:
         np.savez(npz, **{c: (np.stack(pdf[c].to_numpy()) if c == "tabular" else
                              np.array(pdf[c].tolist(), dtype=object) if c == "mel" else pdf[c].to_numpy())
                          for c in ("is_hit", "popularity", "tabular", "mel", "has_audio")})
-        converter = make_converter(spark, cfg, spark.createDataFrame(pdf, rows_schema(True)), files=4)
+        converter = make_converter(spark, cfg, spark.createDataFrame(pdf, rows_schema(DEFAULT_SPEC)), files=4)
         try:
             for name, workers, source in (("numpy, 1 worker", 1, {"numpy_path": npz}),
                                           ("petastorm, 1 worker", 1, {"converter": converter}),

@@ -13,6 +13,7 @@ from helpers import EXAMPLES, N_FRAMES, N_MELS, synth_frames
 from hitcast.errors import ConfigError
 from hitcast.model import dataset
 from hitcast.model.architecture import build_model, input_names
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.model.tabular import FeatureError, TabularStats, compute_stats, encode_tabular, feature_columns
 
 
@@ -207,7 +208,7 @@ def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
     feats = feature_columns(examples)
     stats = compute_stats(examples.where("split = 'train'"), feats, n_mels=N_MELS, n_frames=N_FRAMES)
     rows = dataset.training_rows(dataset.join_spectrograms(examples.where("cutoff = '2025-03-01'"), spectrograms),
-                                 stats, include_audio=True)
+                                 stats, DEFAULT_SPEC)
     expected = {r.track_id: r for r in rows.collect()}
     assert sorted(expected) == [f"t{i:03d}" for i in range(7)]
     assert expected["t003"].has_audio == 0.0 and expected["t003"].mel == bytearray(N_MELS * N_FRAMES)
@@ -219,13 +220,13 @@ def test_petastorm_yields_expected_shapes_and_values(spark, cfg):
         seen = {}
         with conv.make_tf_dataset(batch_size=7, num_epochs=1, workers_count=1) as ds:
             # Petastorm declares the array column (None, None); the trainer's map fixes the width statically.
-            spec = ds.map(lambda b: dataset.to_model_inputs(b, N_MELS, N_FRAMES, include_audio=True,
+            spec = ds.map(lambda b: dataset.to_model_inputs(b, N_MELS, N_FRAMES, spec=DEFAULT_SPEC,
                                                             tabular_width=stats.width)).element_spec
             assert ds.element_spec.tabular.shape.as_list() == [None, None]
             assert spec[0]["tabular"].shape.as_list() == [None, stats.width]
             assert spec[0]["mel"].shape.as_list() == [None, N_MELS, N_FRAMES]
             for batch in ds:
-                x, hit, pop = dataset.to_model_inputs(batch, N_MELS, N_FRAMES, include_audio=True)
+                x, hit, pop = dataset.to_model_inputs(batch, N_MELS, N_FRAMES, spec=DEFAULT_SPEC)
                 assert x["mel"].shape[1:] == (N_MELS, N_FRAMES) and x["tabular"].shape[1] == stats.width
                 assert x["has_audio"].shape[1] == 1 and hit.shape[1] == 1 and pop.shape[1] == 1
                 for i, tid in enumerate(batch.track_id.numpy()):

@@ -125,7 +125,8 @@ def test_mlflow_run_has_the_parameters_epochs_and_lineage(trained):
     assert mv.run_id == run.info.run_id
     assert (mv.tags["hitcast_version"], mv.tags["variant"], mv.tags["role"]) == (out.version, "fused", "candidate")
     artifacts = {a.path for a in mlc.list_artifacts(run.info.run_id, "version")}
-    assert artifacts == {"version/metrics.json", "version/inputs.json", "version/stats.json", "version/config.yaml"}
+    assert artifacts == {"version/metrics.json", "version/inputs.json", "version/stats.json", "version/spec.json",
+                         "version/config.yaml"}
 
 
 def inputs_rows(trained) -> int:

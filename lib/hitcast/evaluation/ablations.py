@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,8 @@ from pyspark.sql import functions as F
 from hitcast.config import Config
 from hitcast.metrics import binary_metrics, choose_threshold, grouped_metrics, release_period
 from hitcast.model.bundle import load_bundle
-from hitcast.model.dataset import join_spectrograms
+from hitcast.model.dataset import join_groups, join_spectrograms
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.model.tabular import TabularStats, compute_stats, feature_columns
 from hitcast.model.training import TrainOutcome, train_model
 
@@ -47,13 +48,16 @@ class ModelResult:
 
 
 def eval_rows(examples: DataFrame, spectrograms: DataFrame | None,
-              splits: tuple[str, ...] = ("validation", "test")) -> pd.DataFrame:
-    """Labelled validation and test examples with their spectrograms, as pandas (what the bundle scores).
+              splits: tuple[str, ...] = ("validation", "test"),
+              sources: Mapping[str, DataFrame] | None = None) -> pd.DataFrame:
+    """Labelled validation and test examples with their spectrograms and the columns of every other input
+    group of :data:`hitcast.model.spec.DEFAULT_SPEC` (from ``sources``, :func:`hitcast.scoring.inputs.group_sources`),
+    as pandas (what the bundles of every variant score).
 
     Adds ``cutoff`` as ISO string and ``period`` (release quarter).
     """
     labelled = examples.where(F.col("split").isin(*splits) & F.col("is_hit").isin(0, 1))
-    pdf = join_spectrograms(labelled, spectrograms).toPandas()
+    pdf = join_groups(join_spectrograms(labelled, spectrograms), DEFAULT_SPEC, sources or {}).toPandas()
     pdf["cutoff"] = pdf["cutoff"].astype(str)
     pdf["period"] = release_period(pdf["release_date"]) if "release_date" in pdf else "unknown"
     return pdf
@@ -83,11 +87,14 @@ def assess(name: str, version: str, *, rows: pd.DataFrame, p: np.ndarray, min_gr
 
 
 def keras_result(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
-                 inputs: dict[str, Any], variant: str, rows: pd.DataFrame) -> tuple[ModelResult, TrainOutcome]:
-    """Train (or reuse) the ``variant`` model version and assess it on ``rows``; returns the assessment and
-    the training outcome (the lifecycle registers it: a variant other than ``train.variant`` is an
-    ablation, never scored by default)."""
-    out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant)
+                 inputs: dict[str, Any], variant: str, rows: pd.DataFrame,
+                 sources: Mapping[str, DataFrame] | None = None) -> tuple[ModelResult, TrainOutcome]:
+    """Train (or reuse) the ``variant`` model version (the subset of the groups of
+    :data:`hitcast.model.spec.DEFAULT_SPEC` it names, read from their ``sources``) and assess it on ``rows``;
+    returns the assessment and the training outcome (the lifecycle registers it: a variant other than
+    ``train.variant`` is an ablation, never scored by default)."""
+    out = train_model(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant,
+                      spec=DEFAULT_SPEC, sources=sources)
     bundle = load_bundle(out.path)
     p = bundle.predict_pandas(rows)["hit_probability"].to_numpy()
     return assess(variant, out.version, rows=rows, p=p, min_group_rows=cfg.evaluate.min_group_rows,

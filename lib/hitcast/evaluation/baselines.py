@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hitcast.model.dataset import training_rows
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.model.tabular import TabularStats
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def gbt_scores(examples: DataFrame, stats: TabularStats, *, iterations: int, max
     from pyspark.ml.classification import GBTClassifier
     from pyspark.ml.functions import array_to_vector, vector_to_array
 
-    rows = (training_rows(examples, stats, include_audio=False)
+    rows = (training_rows(examples, stats, DEFAULT_SPEC.for_variant("tabular"))
             .withColumn("features", array_to_vector("tabular")).withColumn("label", F.col("is_hit").cast("double"))
             .cache())
     try:

@@ -25,7 +25,7 @@ from hitcast.evaluation.ablations import ModelResult, assess, eval_rows, gbt_res
 from hitcast.metrics import binary_metrics
 from hitcast.evaluation.report import write_report
 from hitcast.evaluation.suite import EvaluationSummary, Trained
-from hitcast.model.architecture import input_names
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.model.bundle import load_bundle
 from hitcast.model.training import train_model
 from hitcast.schemas import AUDIO_FEATURES, TRACK_STRUCTURE
@@ -186,7 +186,7 @@ def run_labelled(spark: SparkSession, cfg: Config) -> EvaluationSummary:
     log.info("labelled catalog: %d tracks, %d labelled; splits %s; features %s%s", n_catalog, sum(counts.values()),
              counts, features, " + artist history" if history is not None else "")
     variant = cfg.train.variant
-    spectrograms = read_table(spark, cfg, "spectrograms") if "mel" in input_names(variant) else None
+    spectrograms = read_table(spark, cfg, "spectrograms") if DEFAULT_SPEC.for_variant(variant).uses_audio else None
     location = cfg.table("catalog")
     inputs = {"catalog": {"location": location, "delta_version": table_version(spark, location),
                           "fingerprint": fingerprint(examples)}}

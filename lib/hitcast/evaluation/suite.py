@@ -91,13 +91,17 @@ def evaluate_catalog(spark: SparkSession, cfg: Config, *, truth: pd.DataFrame | 
         The demo generator's ground truth (``track_id``, ``cutoff``, ``true_hit_probability``, latents), for
         the limit and the oracle; ``None`` skips them for ``truth_reason``.
     """
+    from hitcast.model.spec import DEFAULT_SPEC
+    from hitcast.model.dataset import group_sources
+
     examples, spectrograms, inputs = table_inputs(spark, cfg)
-    rows = eval_rows(examples, spectrograms)
+    sources = group_sources(spark, cfg, DEFAULT_SPEC)
+    rows = eval_rows(examples, spectrograms, sources=sources)
     log.info("evaluation rows: %d validation, %d test", int((rows["split"] == "validation").sum()),
              int((rows["split"] == "test").sum()))
     variants = [cfg.train.variant] + [v for v in cfg.evaluate.ablations if v != cfg.train.variant]
     assessed = [keras_result(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=v,
-                             rows=rows) for v in variants]
+                             rows=rows, sources=sources) for v in variants]
     trained = [Trained(out, inputs, "candidate" if out.variant == cfg.train.variant else "ablation", res)
                for res, out in assessed]
     results = [res for res, _ in assessed]

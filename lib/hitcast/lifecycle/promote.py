@@ -100,7 +100,8 @@ class PromotionSummary:
 
 
 def promotion_rows(spark: SparkSession, cfg: Config) -> pd.DataFrame:
-    """The labelled test rows of ``training_examples`` with their spectrograms, as the bundles score them.
+    """The labelled test rows of ``training_examples`` with their spectrograms (and the columns of the model
+    spec's other input groups), as the bundles score them.
 
     Returns
     -------
@@ -108,9 +109,12 @@ def promotion_rows(spark: SparkSession, cfg: Config) -> pd.DataFrame:
         One row per ``(track_id, cutoff)`` with ``split == 'test'`` and ``is_hit`` in {0, 1}: the
         ``training_examples`` columns plus ``status``, ``mel``, ``n_mels``, ``n_frames``, ``period``.
     """
+    from hitcast.model.dataset import group_sources
+    from hitcast.model.spec import DEFAULT_SPEC
+
     examples = read_table(spark, cfg, "training_examples")
     spectrograms = read_table(spark, cfg, "spectrograms") if table_exists(spark, cfg.table("spectrograms")) else None
-    return eval_rows(examples, spectrograms, splits=("test",))
+    return eval_rows(examples, spectrograms, splits=("test",), sources=group_sources(spark, cfg, DEFAULT_SPEC))
 
 
 def figures(version: str, path: Path, rows: pd.DataFrame) -> Figures:

@@ -157,7 +157,7 @@ def log_and_register(cfg: Config, *, version: str, variant: str, path: Path, met
         if metrics.get("threshold") is not None:
             final["threshold"] = float(metrics["threshold"])
         mlflow.log_metrics(final)
-        for name in ("metrics.json", "inputs.json", "stats.json", "config.yaml"):
+        for name in ("metrics.json", "inputs.json", "stats.json", "spec.json", "config.yaml"):
             if (path / name).is_file():
                 mlflow.log_artifact(str(path / name), artifact_path="version")
         info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("served.py")),

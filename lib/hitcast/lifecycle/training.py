@@ -9,6 +9,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from hitcast.config import Config
 from hitcast.lifecycle import registry
+from hitcast.model.dataset import group_sources
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.model.training import TrainOutcome, table_inputs, train_model, version_config
 
 log = logging.getLogger(__name__)
@@ -19,7 +21,8 @@ def register_outcome(spark: SparkSession, cfg: Config, out: TrainOutcome, *, inp
     """Register a trained (or already present) version with ``role`` unless it has one (see
     :func:`hitcast.lifecycle.registry.register`)."""
     registry.register(spark, cfg, out.version, variant=out.variant, workers=out.workers, metrics=out.metrics,
-                      inputs=inputs, config=version_config(cfg, out.variant), role=role, reason=reason)
+                      inputs=out.inputs or inputs, config=version_config(cfg, out.variant, out.spec), role=role,
+                      reason=reason)
 
 
 def train_and_register(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectrograms: DataFrame | None,
@@ -36,8 +39,9 @@ def train_and_register(spark: SparkSession, cfg: Config, examples: DataFrame, *,
 
 def run_training(spark: SparkSession, cfg: Config, *, variant: str | None = None,
                  force: bool = False) -> TrainOutcome:
-    """The training stage: ``training_examples`` x ``spectrograms`` from the warehouse, one registered
-    model version (a ``candidate`` until ``jobs/promote.py``)."""
+    """The training stage: ``training_examples`` x ``spectrograms`` (x the source of every other input group of
+    :data:`hitcast.model.spec.DEFAULT_SPEC`) from the warehouse, one registered model version (a ``candidate``
+    until ``jobs/promote.py``)."""
     examples, spectrograms, inputs = table_inputs(spark, cfg)
     return train_and_register(spark, cfg, examples, spectrograms=spectrograms, inputs=inputs, variant=variant,
-                              force=force)
+                              force=force, spec=DEFAULT_SPEC, sources=group_sources(spark, cfg, DEFAULT_SPEC))

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hitcast.model.architecture import input_names
-from hitcast.model.dataset import mel_arrays, mel_input, mel_matrix
+from hitcast.model.dataset import encode_inputs, mel_input, mel_matrix
+from hitcast.model.spec import ModelSpec, load_spec
 from hitcast.model.store import MODEL_FILE
-from hitcast.model.tabular import TabularStats, encode_tabular
+from hitcast.model.tabular import TabularStats
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class ModelBundle:
     threshold : float
         A track is a predicted hit when ``hit_probability >= threshold``: the F1-maximising threshold on
         the validation split of the kept epoch (``metrics.json``), :data:`DEFAULT_THRESHOLD` without one.
+    spec : ModelSpec
+        What the model reads (``spec.json``; :mod:`hitcast.model.spec`).
     """
 
     version: str
@@ -58,6 +60,7 @@ class ModelBundle:
     feature_columns: list[str]
     stats: TabularStats
     model: Any = field(repr=False)
+    spec: ModelSpec = field(repr=False, kw_only=True)
     threshold: float = DEFAULT_THRESHOLD
     _call: Any = field(default=None, repr=False)
 
@@ -66,17 +69,13 @@ class ModelBundle:
         return "popularity" in self.model.output if isinstance(self.model.output, dict) else False
 
     def inputs(self, pdf: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Model inputs for ``pdf`` (see :mod:`hitcast.model.architecture` for names and shapes)."""
-        names = input_names(self.variant)
-        x: dict[str, np.ndarray] = {}
-        if "tabular" in names:
-            x["tabular"] = encode_tabular(pdf, self.stats)
-        if "mel" in names:
-            n_mels, n_frames = self.stats.n_mels, self.stats.n_frames
-            mels, has = mel_arrays(pdf, n_mels, n_frames)
-            x["mel"] = mel_input(mel_matrix(mels), n_mels, n_frames).numpy()
-            x["has_audio"] = has.reshape(-1, 1)
-        return x
+        """Model inputs for ``pdf`` (see :mod:`hitcast.model.architecture` for names and shapes), one entry
+        per model input of :attr:`spec`."""
+        x = encode_inputs(pdf, self.spec, self.stats)
+        if "mel" in x:
+            x["mel"] = mel_input(mel_matrix(x["mel"]), self.stats.n_mels, self.stats.n_frames).numpy()
+            x["has_audio"] = x["has_audio"].reshape(-1, 1)
+        return {k: x[k] for k in self.spec.input_names()}
 
     def predict_pandas(self, pdf: pd.DataFrame) -> pd.DataFrame:
         """Score rows.
@@ -84,8 +83,8 @@ class ModelBundle:
         Parameters
         ----------
         pdf : pandas.DataFrame
-            The feature columns and ``genre`` (missing values allowed), and for audio variants ``mel``
-            (uint8 bytes or None), ``n_mels``, ``n_frames``, ``status``.
+            The feature columns and ``genre`` (missing values allowed), for audio variants ``mel``
+            (uint8 bytes or None), ``n_mels``, ``n_frames``, ``status``, and each ``numeric`` group's columns.
 
         Returns
         -------
@@ -124,16 +123,17 @@ def saved_threshold(path: str | os.PathLike[str]) -> float:
 
 
 def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
-    """Load the model version directory ``path`` (``model.keras``, ``stats.json``, the threshold in
-    ``metrics.json``)."""
+    """Load the model version directory ``path`` (``model.keras``, ``stats.json``, ``spec.json``, the threshold
+    in ``metrics.json``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     path = Path(path)
     stats = TabularStats.from_json((path / "stats.json").read_text())
     model = keras.saving.load_model(path / MODEL_FILE, compile=False)
+    spec = load_spec(path)
     version = stats.extra.get("version", path.name)
-    variant = stats.extra.get("variant", "fused")
     threshold = saved_threshold(path)
-    log.info("loaded model %s (%s, threshold %.3f) from %s", version, variant, threshold, path)
-    return ModelBundle(version, variant, list(stats.features), stats, model, threshold)
+    log.info("loaded model %s (%s: %s, threshold %.3f) from %s", version, spec.variant, ", ".join(spec.names),
+             threshold, path)
+    return ModelBundle(version, spec.variant, list(stats.features), stats, model, threshold, spec=spec)

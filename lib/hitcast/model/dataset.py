@@ -1,4 +1,4 @@
-"""Training input: ``training_examples`` x ``spectrograms`` -> fixed-shape rows -> Petastorm -> ``tf.data``.
+"""Training input: ``training_examples`` x ``spectrograms`` (x each input group's source) -> fixed-shape rows -> Petastorm -> ``tf.data``.
 
 Petastorm needs every array in a column to have the same length, so each example is materialised as
 
@@ -13,15 +13,17 @@ popularity     float             label, 0-100 (NaN when unknown)
 tabular        array<float>      :func:`hitcast.model.tabular.encode_tabular`, length W
 mel            binary            uint8 (n_mels * n_frames) bytes; all zeros without audio
 has_audio      float             1 when ``mel`` is a real ``ok`` spectrogram of the right shape
+<group>        array<float>      per ``numeric`` input group: ``encode_numeric``, length 2C
 =============  ================  ==========================================================
 
-(``mel``/``has_audio`` only when the model variant uses audio.) The encoding is one pandas function
+(``mel``/``has_audio`` only when the model spec has an audio group; one array per ``numeric`` group, see
+:mod:`hitcast.model.spec`.) The encoding is one pandas function
 (:func:`encode_rows`) run by ``mapInPandas``, the same NumPy code the inference bundle runs.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,18 +32,20 @@ from pyspark.sql import functions as F
 
 from hitcast.audio.dsp import n_frames as dsp_n_frames
 from hitcast.config import Config
-from hitcast.model.tabular import TabularStats, encode_tabular
+from hitcast.model.spec import ModelSpec, SpecError
+from hitcast.model.tabular import TabularStats, encode_numeric, encode_tabular
 
 log = logging.getLogger(__name__)
 
 CONVERTER_CACHE_CONF = "petastorm.spark.converter.parentCacheDirUrl"
 
 
-def rows_schema(include_audio: bool) -> str:
-    """DDL schema of the materialised rows (see the module docstring)."""
+def rows_schema(spec: ModelSpec) -> str:
+    """DDL schema of the materialised rows of a model reading ``spec`` (see the module docstring)."""
     base = ("track_id string, cutoff string, split string, is_hit float, popularity float, "
             "tabular array<float>")
-    return base + (", mel binary, has_audio float" if include_audio else "")
+    return base + "".join(", mel binary, has_audio float" if g.kind == "audio" else f", {g.name} array<float>"
+                          for g in spec.groups if g.kind != "tabular")
 
 
 def join_spectrograms(examples: DataFrame, spectrograms: DataFrame | None) -> DataFrame:
@@ -60,6 +64,44 @@ def join_spectrograms(examples: DataFrame, spectrograms: DataFrame | None) -> Da
     return (examples.join(spec, "track_id", "left")
             .withColumn("status", F.coalesce("status", F.lit("no_spectrogram")))
             .withColumn("mel", F.when(F.col("status") == "ok", F.col("mel"))))
+
+
+def join_groups(rows: DataFrame, spec: ModelSpec, sources: Mapping[str, DataFrame]) -> DataFrame:
+    """Left-join the columns of every ``numeric`` input group of ``spec`` from its source table.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        One or more rows per track (``track_id``).
+    sources : mapping of str to DataFrame
+        Source table name -> its rows (one per ``key``), for every ``numeric`` group's ``source``.
+
+    Returns
+    -------
+    DataFrame
+        ``rows`` plus each group's ``columns`` (NULL where the source has no row for the track).
+
+    Raises
+    ------
+    SpecError
+        When a group's source is not in ``sources`` or lacks one of its columns (naming the group).
+    """
+    for g in spec.of_kind("numeric"):
+        if g.source not in sources:
+            raise SpecError(f"input group '{g.name}': no rows of its source table '{g.source}' were given")
+        table = sources[g.source]
+        missing = [c for c in (g.key, *g.columns) if c not in table.columns]
+        if missing:
+            raise SpecError(f"input group '{g.name}': its source '{g.source}' has no column(s) {', '.join(missing)}")
+        rows = rows.join(table.select(F.col(g.key).alias("track_id"), *g.columns), "track_id", "left")
+    return rows
+
+
+def group_sources(spark, cfg: Config, spec: ModelSpec) -> dict[str, DataFrame]:
+    """The source tables of ``spec``'s ``numeric`` groups, read from ``cfg``'s warehouse (name -> rows)."""
+    from hitcast.tables import read_table
+
+    return {g.source: read_table(spark, cfg, g.source) for g in spec.of_kind("numeric")}
 
 
 def mel_arrays(pdf: pd.DataFrame, n_mels: int, n_frames: int) -> tuple[list[bytes], np.ndarray]:
@@ -90,12 +132,39 @@ def mel_arrays(pdf: pd.DataFrame, n_mels: int, n_frames: int) -> tuple[list[byte
     return out, has
 
 
-def encode_rows(stats: TabularStats, include_audio: bool) -> Callable[[Iterator[pd.DataFrame]],
-                                                                        Iterator[pd.DataFrame]]:
+def encode_inputs(pdf: pd.DataFrame, spec: ModelSpec, stats: TabularStats) -> dict[str, Any]:
+    """The encoded inputs of every group of ``spec`` for the rows of ``pdf``: the one NumPy encoding of
+    training rows, the inference bundle and scoring.
+
+    Parameters
+    ----------
+    pdf : pandas.DataFrame
+        The feature columns and ``genre``; for an ``audio`` group ``mel`` (bytes or None), ``status``; for a
+        ``numeric`` group its columns (missing values allowed).
+
+    Returns
+    -------
+    dict
+        ``tabular`` (n, W) float32 (always); with audio ``mel`` (n byte strings of ``n_mels * n_frames``,
+        zeros without audio) and ``has_audio`` (n,) float32; per ``numeric`` group ``<name>`` (n, 2C) float32.
+    """
+    x: dict[str, Any] = {"tabular": encode_tabular(pdf, stats)}
+    for g in spec.groups:
+        if g.kind == "audio":
+            x["mel"], x["has_audio"] = mel_arrays(pdf, stats.n_mels, stats.n_frames)
+        elif g.kind == "numeric":
+            if g.name not in stats.groups:
+                raise SpecError(f"input group '{g.name}': the model's statistics have no entry for it")
+            x[g.name] = encode_numeric(pdf, stats.groups[g.name])
+    return x
+
+
+def encode_rows(stats: TabularStats, spec: ModelSpec) -> Callable[[Iterator[pd.DataFrame]],
+                                                                   Iterator[pd.DataFrame]]:
     """A ``mapInPandas`` function: joined examples -> rows of :func:`rows_schema`."""
     def encode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
-            tab = encode_tabular(pdf, stats)
+            x = encode_inputs(pdf, spec, stats)
             pop = pd.to_numeric(pdf.get("popularity"), errors="coerce") if "popularity" in pdf else np.nan
             out = pd.DataFrame({
                 "track_id": pdf["track_id"].astype(str),
@@ -103,20 +172,21 @@ def encode_rows(stats: TabularStats, include_audio: bool) -> Callable[[Iterator[
                 "split": pdf["split"].astype(str),
                 "is_hit": pd.to_numeric(pdf["is_hit"], errors="coerce").astype("float32"),
                 "popularity": np.asarray(pop, dtype=np.float32) * np.ones(len(pdf), np.float32),
-                "tabular": list(tab),
+                "tabular": list(x["tabular"]),
             })
-            if include_audio:
-                mels, has = mel_arrays(pdf, stats.n_mels, stats.n_frames)
-                out["mel"] = mels
-                out["has_audio"] = has
+            for g in spec.groups:
+                if g.kind == "audio":
+                    out["mel"], out["has_audio"] = x["mel"], x["has_audio"]
+                elif g.kind == "numeric":
+                    out[g.name] = list(x[g.name])
             yield out
 
     return encode
 
 
-def training_rows(joined: DataFrame, stats: TabularStats, include_audio: bool) -> DataFrame:
-    """Encode joined examples (see :func:`join_spectrograms`) into fixed-shape rows."""
-    return joined.mapInPandas(encode_rows(stats, include_audio), rows_schema(include_audio))
+def training_rows(joined: DataFrame, stats: TabularStats, spec: ModelSpec) -> DataFrame:
+    """Encode joined examples (see :func:`join_spectrograms`, :func:`join_groups`) into fixed-shape rows."""
+    return joined.mapInPandas(encode_rows(stats, spec), rows_schema(spec))
 
 
 def spectrogram_shape(spectrograms: DataFrame | None, cfg: Config) -> tuple[int, int]:
@@ -193,20 +263,24 @@ def mel_input(mel, n_mels: int, n_frames: int):
     return tf.reshape(tf.cast(q, tf.float32) * (1.0 / 255.0), (-1, n_mels, n_frames))
 
 
-def to_model_inputs(batch, n_mels: int, n_frames: int, *, include_audio: bool, tabular_width: int | None = None):
+def to_model_inputs(batch, n_mels: int, n_frames: int, *, spec: ModelSpec, tabular_width: int | None = None):
     """Map a Petastorm batch (namedtuple of tensors) to ``(inputs dict, hit, popularity)`` tensors.
 
-    ``mel`` bytes go through :func:`mel_input`. ``tabular`` gets the static shape (batch, tabular_width)
-    when the width is given: Petastorm declares array columns as (None, None), and a training step traced
-    on that unknown width is much slower than one on a known width (``make bench-training``).
+    ``mel`` bytes go through :func:`mel_input`; a ``numeric`` group's array becomes (batch, 2C). ``tabular``
+    gets the static shape (batch, tabular_width) when the width is given: Petastorm declares array columns
+    as (None, None), and a training step traced on that unknown width is much slower than one on a known
+    width (``make bench-training``).
     """
     import tensorflow as tf
 
     tab = tf.cast(batch.tabular, tf.float32)
     x = {"tabular": tf.reshape(tab, (-1, tabular_width)) if tabular_width else tab}
-    if include_audio:
-        x["mel"] = mel_input(batch.mel, n_mels, n_frames)
-        x["has_audio"] = tf.reshape(tf.cast(batch.has_audio, tf.float32), (-1, 1))
+    for g in spec.groups:
+        if g.kind == "audio":
+            x["mel"] = mel_input(batch.mel, n_mels, n_frames)
+            x["has_audio"] = tf.reshape(tf.cast(batch.has_audio, tf.float32), (-1, 1))
+        elif g.kind == "numeric":
+            x[g.name] = tf.reshape(tf.cast(getattr(batch, g.name), tf.float32), (-1, g.width))
     hit = tf.reshape(tf.cast(batch.is_hit, tf.float32), (-1, 1))
     pop = tf.reshape(tf.cast(batch.popularity, tf.float32), (-1, 1))
     return x, hit, pop

@@ -8,12 +8,14 @@ genre one-hot. A group's contribution to a track's score is ::
 
 where "unknown" is the state the model already knows from training: a feature's missing encoding (value
 block 0, missing indicator 1, as for a cold-start track's engagement), the unknown-genre bucket, or
-``has_audio = 0`` (which gates the audio branch off). So neutralising a track's top input moves its score by
+``has_audio = 0`` (which gates the audio branch off), or for a ``numeric`` input group of the model spec
+(:mod:`hitcast.model.spec`) every one of its columns missing. So neutralising a track's top input moves its score by
 exactly its stated contribution; groups interact, so contributions need not add up to ``p``.
 
 Cost. The CNN is most of a forward pass. The model is split once into its audio encoder (mel -> each
-member's ``audio_dense`` embedding) and its head (tabular, embedding, has_audio -> outputs), sharing the
-trained layers; a batch then costs one encoder pass and one head pass over ``n * (groups + 1)`` rows.
+member's ``audio_dense`` embedding) and its head (every other input, embedding, has_audio -> outputs), sharing
+the trained layers, from the spec and the same branch definitions the network is built from (checked:
+:func:`check_spec`); a batch then costs one encoder pass and one head pass over ``n * (groups + 1)`` rows.
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hitcast.model.tabular import TabularStats
+from hitcast.model.architecture import ENCODER_OUTPUT, branch_layers, fuse_and_heads, head_branch
+from hitcast.model.spec import ModelSpec, SpecError
+from hitcast.model.tabular import TabularStats, neutral_numeric
 
 #: Output of :func:`top_reasons` per track, as stored in ``predictions.reasons``.
 REASONS_DDL = "array<struct<input:string,contribution:double>>"
@@ -110,52 +114,90 @@ class SplitModel:
         return self._calls[name](x)
 
 
-def split_model(model, names: Sequence[str]) -> SplitModel:
-    """Rebuild ``model`` (see :mod:`hitcast.model.architecture`) as encoder + head sharing its layers.
+def check_spec(model, spec: ModelSpec, tags: Sequence[str]) -> None:
+    """Check that ``model`` is the network ``spec`` builds: the same inputs (and numeric widths), and every
+    layer of every group's branch present in every member.
 
-    ``head`` takes ``{"tabular"?, "has_audio"?, "emb_<k>"?}`` and returns ``{"hit", "popularity"?}`` equal to
-    ``model``'s outputs for the same inputs.
+    Raises
+    ------
+    SpecError
+        Naming the group whose input or layer the network lacks, or the model input no group declares.
+    """
+    have = dict(model.input) if isinstance(model.input, dict) else {}
+    layers = {layer.name for layer in model.layers}
+    blocks = len([n for n in layers if re.fullmatch(rf"conv_\d+{re.escape(tags[0])}", n)])
+    for g in spec.groups:
+        for name in g.inputs:
+            if name not in have:
+                raise SpecError(f"input group '{g.name}': the network has no input '{name}' (model inputs: "
+                                f"{', '.join(sorted(have))})")
+        if g.kind == "numeric" and int(have[g.name].shape[-1]) != g.width:
+            raise SpecError(f"input group '{g.name}': the network's input '{g.name}' has width "
+                            f"{int(have[g.name].shape[-1])}, the spec's {len(g.columns)} columns need {g.width}")
+        for tag in tags:
+            absent = [n for n in branch_layers(g, blocks, tag) if n not in layers]
+            if absent:
+                raise SpecError(f"input group '{g.name}': the spec's encoder/head split disagrees with the network, "
+                                f"which has no layer {', '.join(repr(n) for n in absent)}")
+    extra = sorted(set(have) - set(spec.input_names()))
+    if extra:
+        raise SpecError(f"the network reads input(s) {', '.join(extra)} that no input group of the spec declares "
+                        f"(groups: {', '.join(spec.names)})")
+
+
+def split_model(model, spec: ModelSpec) -> SplitModel:
+    """Rebuild ``model`` (see :mod:`hitcast.model.architecture`) as encoder + head sharing its layers, from
+    the same definition of each group's branch as the network (:func:`~hitcast.model.architecture.branch_layers`,
+    :func:`~hitcast.model.architecture.head_branch`), after :func:`check_spec`.
+
+    ``encoder`` takes ``mel`` (batch, n_mels, n_frames) and returns each member's embedding (the output of
+    the audio group's ``audio_dense``); ``head`` takes the other inputs of ``spec`` plus ``emb_<k>`` (batch,
+    width) per member and returns ``{"hit", "popularity"?}`` equal to ``model``'s outputs for the same inputs.
     """
     import keras
     from keras import layers
 
     tags = _members(model)
-    audio = "mel" in names
+    check_spec(model, spec, tags)
     L = model.get_layer
     encoder, width, ins = None, 0, {}
-    if audio:
-        embeddings = [L(f"audio_dense{t}").output for t in tags]
-        encoder = keras.Model(inputs=model.input["mel"], outputs=embeddings)
-        width = int(embeddings[0].shape[-1])
-        ins["has_audio"] = keras.Input((1,), name="has_audio")
-    if "tabular" in names:
-        ins["tabular"] = keras.Input((int(model.input["tabular"].shape[-1]),), name="tabular")
+    for g in spec.groups:
+        if g.kind in ENCODER_OUTPUT:
+            embeddings = [L(f"{ENCODER_OUTPUT[g.kind]}{t}").output for t in tags]
+            encoder = keras.Model(inputs=[model.input[n] for n in g.inputs if n != "has_audio"][0],
+                                  outputs=embeddings)
+            width = int(embeddings[0].shape[-1])
+            ins["has_audio"] = keras.Input((1,), name="has_audio")
+            for k in range(len(tags)):
+                ins[f"emb_{k}"] = keras.Input((width,), name=f"emb_{k}")
+        else:
+            for name in g.inputs:
+                ins[name] = keras.Input((int(model.input[name].shape[-1]),), name=name)
+    names = {layer.name for layer in model.layers}
     heads: dict[str, list] = {}
     for k, t in enumerate(tags):
-        parts = []
-        if "tabular" in names:
-            parts.append(L(f"mlp_2{t}")(L(f"mlp_drop{t}")(L(f"mlp_1{t}")(ins["tabular"]))))
-        if audio:
-            ins[f"emb_{k}"] = keras.Input((width,), name=f"emb_{k}")
-            parts += [L(f"audio_gate{t}")([ins[f"emb_{k}"], ins["has_audio"]]), ins["has_audio"]]
-        x = parts[0] if len(parts) == 1 else L(f"fuse{t}")(parts)
-        x = L(f"head_drop{t}")(L(f"head{t}")(x))
-        for out in ("hit", "popularity"):
-            if out + t in {layer.name for layer in model.layers}:
-                heads.setdefault(out, []).append(L(out + t)(x))
+        parts = [x for g in spec.groups for x in head_branch(g, L, ins, t, k)]
+        p = {"popularity_head": f"popularity{t}" in names}
+        for out, tensor in fuse_and_heads(parts, p, t, layer=L).items():
+            heads.setdefault(out, []).append(tensor)
     outputs = {k: v[0] if len(v) == 1 else layers.Average()(v) for k, v in heads.items()}
     return SplitModel(encoder, keras.Model(inputs=ins, outputs=outputs), width, len(tags))
 
 
 def contributions(split: SplitModel, x: dict[str, np.ndarray], *, stats: TabularStats,
-                  names: Sequence[str], embeddings: Sequence[np.ndarray] | None = None,
+                  spec: ModelSpec, embeddings: Sequence[np.ndarray] | None = None,
                   ) -> tuple[dict[str, np.ndarray], list[str], np.ndarray]:
-    """Model outputs and every group's contribution for a batch of encoded inputs.
+    """Model outputs and every reason's contribution for a batch of encoded inputs.
+
+    The reasons come from the spec's groups, in spec order: the ``tabular`` group's feature groups
+    (:func:`input_groups`) and ``genre``, ``audio`` (``has_audio`` 0), and each ``numeric`` group's label
+    (every column missing).
 
     Parameters
     ----------
     x
-        ``tabular`` (n, W), ``mel`` (n, n_mels, n_frames), ``has_audio`` (n, 1), as the variant uses.
+        ``tabular`` (n, W), ``mel`` (n, n_mels, n_frames), ``has_audio`` (n, 1), ``<group>`` (n, 2C), as the
+        spec uses.
     embeddings
         The audio encoder's output for ``x``'s rows, one (n, ``split.embedding_width``) array per member,
         when already known (then ``x`` needs no ``mel``); default ``split.encode(x["mel"])``.
@@ -164,21 +206,25 @@ def contributions(split: SplitModel, x: dict[str, np.ndarray], *, stats: Tabular
     -------
     (outputs, labels, contrib)
         ``outputs``: ``hit`` (n,) and maybe ``popularity`` (n,), equal to the full model's; ``labels``: the
-        group labels; ``contrib``: shape (n, len(labels)), ``p - p(group unknown)``.
+        reason labels; ``contrib``: shape (n, len(labels)), ``p - p(group unknown)``.
     """
     n = len(next(iter(x.values())))
     variants: list[tuple[str, dict[str, np.ndarray]]] = [("", {})]
-    if "tabular" in names:
-        for label, idx in input_groups(stats).items():
-            variants.append((label, {"tabular": neutralise(x["tabular"], stats, features=idx)}))
-        variants.append((GENRE, {"tabular": neutralise(x["tabular"], stats, genre=True)}))
+    for g in spec.groups:
+        if g.kind == "tabular":
+            for label, idx in input_groups(stats).items():
+                variants.append((label, {"tabular": neutralise(x["tabular"], stats, features=idx)}))
+            variants.append((GENRE, {"tabular": neutralise(x["tabular"], stats, genre=True)}))
+        elif g.kind == "audio":
+            variants.append((AUDIO, {"has_audio": np.zeros_like(x["has_audio"])}))
+        else:
+            variants.append((g.label, {g.name: neutral_numeric(x[g.name])}))
     feed: dict[str, np.ndarray] = {}
-    if "mel" in names:
-        variants.append((AUDIO, {"has_audio": np.zeros_like(x["has_audio"])}))
+    if spec.uses_audio:
         for k, e in enumerate(split.encode(x["mel"]) if embeddings is None else embeddings):
             feed[f"emb_{k}"] = np.tile(e, (len(variants), 1))
-    for key in ("tabular", "has_audio"):
-        if key in x:
+    for key in spec.input_names():
+        if key != "mel":
             feed[key] = np.concatenate([v.get(key, x[key]) for _, v in variants])
     out = {k: v.reshape(len(variants), n) for k, v in split.run_head(feed).items()}
     hit = out["hit"]

@@ -4,6 +4,7 @@ A version directory (``paths.models/<version>``) holds::
 
     model.keras    the Keras model (saved by the training chief)
     stats.json     tabular.TabularStats + version/variant/heads (what inference needs)
+    spec.json      the model spec: its input groups (hitcast.model.spec; written before metrics.json)
     config.yaml    the full configuration of the run
     metrics.json   training history and validation metrics (written last: its presence marks a finished version)
     inputs.json    Delta versions and content fingerprints of the input tables
@@ -27,9 +28,10 @@ MODEL_FILE = "model.keras"
 FILES = ("stats.json", "config.yaml", "metrics.json", "inputs.json")
 
 #: Bump when the training or encoding code changes what a model version computes (2: log1p-compressed
-#: skewed features and best-epoch weights; 3: per-epoch data order from (seed, epoch, rank)). Part of every
+#: skewed features and best-epoch weights; 3: per-epoch data order from (seed, epoch, rank); 4: the model
+#: spec, ``spec.json``, saved with every version and part of its train configuration). Part of every
 #: model version's hash.
-MODEL_CODE_VERSION = 3
+MODEL_CODE_VERSION = 4
 
 
 def model_version(variant: str, inputs: Mapping[str, Any], train_config: Mapping[str, Any]) -> str:

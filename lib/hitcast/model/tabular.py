@@ -77,6 +77,9 @@ class TabularStats:
         (non-decreasing, ``k`` knots); such a feature is encoded from them instead of standardised.
     bins : int
         0, or with piecewise scaling the number of piecewise-linear components per feature.
+    groups : dict of str to dict
+        Per ``numeric`` input group of the model spec: ``{"columns", "means", "stds"}`` of its train split
+        (:func:`compute_numeric_stats`).
     """
 
     features: list[str]
@@ -89,6 +92,7 @@ class TabularStats:
     log1p: list[str] = field(default_factory=list)
     quantiles: dict[str, list[float]] = field(default_factory=dict)
     bins: int = 0
+    groups: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -220,3 +224,55 @@ def encode_tabular(pdf: pd.DataFrame, stats: TabularStats) -> np.ndarray:
                      for g in genre], dtype=np.int64)
     onehot[np.arange(n), cols] = 1.0
     return np.concatenate([z.astype(np.float32), missing.astype(np.float32), onehot], axis=1)
+
+
+def compute_numeric_stats(train: DataFrame, columns: Sequence[str]) -> dict[str, list]:
+    """Train-split mean and population std of a ``numeric`` input group's columns (NULLs ignored; std 1.0
+    where constant or empty), computed in Spark.
+
+    Returns
+    -------
+    dict
+        ``{"columns": [...], "means": [...], "stds": [...]}``, what :func:`encode_numeric` reads.
+    """
+    row = train.agg(*[agg for i, c in enumerate(columns)
+                      for agg in (F.mean(F.col(c).cast("double")).alias(f"m{i}"),
+                                  F.stddev_pop(F.col(c).cast("double")).alias(f"s{i}"))]).first()
+    means = [float(row[f"m{i}"]) if row[f"m{i}"] is not None else 0.0 for i in range(len(columns))]
+    stds = [float(row[f"s{i}"]) if row[f"s{i}"] is not None and row[f"s{i}"] > 1e-12 else 1.0
+            for i in range(len(columns))]
+    return {"columns": list(columns), "means": means, "stds": stds}
+
+
+def encode_numeric(pdf: pd.DataFrame, stats: dict[str, list]) -> np.ndarray:
+    """Encode a ``numeric`` input group's columns: standardised values (0 where missing) and missing indicators.
+
+    Parameters
+    ----------
+    pdf : pandas.DataFrame
+        The group's columns (a column absent from ``pdf`` counts as missing in every row).
+    stats : dict
+        :func:`compute_numeric_stats` output.
+
+    Returns
+    -------
+    np.ndarray, shape (n_rows, 2 * C), float32
+        ``[standardised values (C) | missing indicators (C)]``.
+    """
+    n, columns = len(pdf), stats["columns"]
+    raw = np.full((n, len(columns)), np.nan, dtype=np.float64)
+    for j, c in enumerate(columns):
+        if c in pdf.columns:
+            raw[:, j] = pd.to_numeric(pdf[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = ~np.isfinite(raw)
+    z = (raw - np.asarray(stats["means"])) / np.asarray(stats["stds"])
+    z[missing] = 0.0
+    return np.concatenate([z.astype(np.float32), missing.astype(np.float32)], axis=1)
+
+
+def neutral_numeric(encoded: np.ndarray) -> np.ndarray:
+    """:func:`encode_numeric` rows with every column "missing" (the state a track without the source has)."""
+    c = encoded.shape[1] // 2
+    out = np.zeros_like(encoded)
+    out[:, c:] = 1.0
+    return out

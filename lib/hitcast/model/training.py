@@ -19,16 +19,16 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hitcast.config import Config
 from hitcast.model import checkpoints, dataset, store
-from hitcast.model.architecture import input_names
 from hitcast.model.distributed import TrainingError, run_barrier_training
-from hitcast.model.tabular import compute_stats, feature_columns
+from hitcast.model.spec import DEFAULT_SPEC, ModelSpec, save_spec
+from hitcast.model.tabular import compute_numeric_stats, compute_stats, feature_columns
 from hitcast.tables import fingerprint, read_table, table_exists, table_version
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,11 @@ class TrainOutcome:
     skipped: bool
     metrics: dict[str, Any] = field(default_factory=dict)
     workers: int = 0
+    #: The model spec of the version (its variant's groups).
+    spec: ModelSpec = DEFAULT_SPEC
+    #: The inputs' lineage the version was made from (the caller's, plus the fingerprints of the spec's
+    #: group sources).
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         if self.skipped:
@@ -84,10 +89,11 @@ def table_inputs(spark: SparkSession, cfg: Config) -> tuple[DataFrame, DataFrame
     return examples, spectrograms, inputs
 
 
-def version_config(cfg: Config, variant: str) -> dict[str, Any]:
-    """The train settings that define a model version."""
+def version_config(cfg: Config, variant: str, spec: ModelSpec) -> dict[str, Any]:
+    """The train settings and the model spec (of ``variant``) that define a model version."""
     out = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in NOT_IN_VERSION}
     out["variant"] = variant
+    out["spec"] = spec.for_variant(variant).to_dict()
     return out
 
 
@@ -133,7 +139,8 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                 inputs: dict[str, Any], variant: str | None = None, force: bool = False,
                 train_split: str = "train", validation_split: str = "validation",
                 exclude_features: Sequence[str] = (), version_prefix: str | None = None,
-                spec_overrides: dict[str, Any] | None = None) -> TrainOutcome:
+                spec_overrides: dict[str, Any] | None = None, spec: ModelSpec | None = None,
+                sources: Mapping[str, DataFrame] | None = None) -> TrainOutcome:
     """Train one model version on ``cfg.train.workers`` barrier tasks and write its version directory
     (:mod:`hitcast.model.store`); :func:`hitcast.lifecycle.training.train_and_register` also registers it.
 
@@ -146,26 +153,38 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
     inputs : dict
         Lineage of the inputs (:func:`table_inputs`); its fingerprints define the version.
     variant : str, optional
-        ``fused`` | ``tabular`` | ``audio`` (default ``cfg.train.variant``).
+        ``fused`` or the name of one group of ``spec`` (``tabular``, ``audio``, ...; default
+        ``cfg.train.variant``): the model reads that subset of the groups.
     force : bool
         Retrain even when the version exists.
     version_prefix : str, optional
         Prefix of the version name (default: the variant), e.g. ``hitpredictor-tabular``.
     spec_overrides : dict, optional
         Extra worker-spec keys that leave the weights alone (tests: ``stop_after_epoch``, a fault injection).
+    spec : ModelSpec, optional
+        The input groups (default :data:`hitcast.model.spec.DEFAULT_SPEC`); saved as ``spec.json`` and part
+        of the version hash.
+    sources : mapping of str to DataFrame, optional
+        The source table of every ``numeric`` group of ``spec`` (name -> rows keyed by ``track_id``); their
+        content fingerprints join ``inputs``.
 
     Returns
     -------
     TrainOutcome
     """
     variant = variant or cfg.train.variant
-    audio = "mel" in input_names(variant)
-    version = store.model_version(version_prefix or variant, inputs, version_config(cfg, variant))
+    inputs_spec = (spec or DEFAULT_SPEC).for_variant(variant)
+    audio = inputs_spec.uses_audio
+    sources = {name: df for name, df in (sources or {}).items() if name in {g.source for g in inputs_spec.groups}}
+    inputs = {**inputs, **{name: {"fingerprint": fingerprint(df)} for name, df in sorted(sources.items())
+                           if name not in inputs}}
+    version = store.model_version(version_prefix or variant, inputs, version_config(cfg, variant, inputs_spec))
     path = store.version_dir(cfg, version)
     if not force and store.version_complete(path):
         log.info("model version %s already exists at %s: skipping training (use --force to retrain)", version, path)
         metrics = store.read_json(path, "metrics.json")
-        return TrainOutcome(version, path, variant, True, metrics, len(metrics.get("worker_checksums", [])))
+        return TrainOutcome(version, path, variant, True, metrics, len(metrics.get("worker_checksums", [])),
+                            inputs_spec, inputs)
     unlabelled = examples.where(~F.col("is_hit").isin(0, 1) | F.col("is_hit").isNull()).count()
     if unlabelled:
         log.warning("%d training_examples rows have no 0/1 is_hit label; they are left out of training",
@@ -178,9 +197,14 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                           scaling=cfg.train.scaling,
                           bins=cfg.train.bins)
     stats.extra = {"version": version, "variant": variant, "popularity_head": cfg.train.popularity_head}
-    joined = dataset.join_spectrograms(examples.where(F.col("split").isin(train_split, validation_split)),
-                                       spectrograms if audio else None)
-    rows = dataset.training_rows(joined, stats, audio).cache()
+    if inputs_spec.of_kind("numeric"):
+        train_groups = dataset.join_groups(train, inputs_spec, sources)
+        stats.groups = {g.name: compute_numeric_stats(train_groups, g.columns)
+                        for g in inputs_spec.of_kind("numeric")}
+    joined = dataset.join_groups(
+        dataset.join_spectrograms(examples.where(F.col("split").isin(train_split, validation_split)),
+                                  spectrograms if audio else None), inputs_spec, sources)
+    rows = dataset.training_rows(joined, stats, inputs_spec).cache()
     workers = cfg.train.workers
     converters = []
     t0 = time.perf_counter()
@@ -216,19 +240,19 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                           "variant": variant, "popularity_head": t.popularity_head,
                           "conv_filters": list(t.conv_filters), "dense_units": t.dense_units,
                           "dropout": t.dropout, "kernel_size": t.kernel_size,
-                          "members": t.ensemble}}
+                          "members": t.ensemble, "spec": inputs_spec.to_dict()}}
         spec.update(spec_overrides or {})
         ckpt_root = path / checkpoints.CHECKPOINTS
-        fingerprint = checkpoints.spec_fingerprint(dict(spec, workers=workers))
-        spec.update(checkpoint_dir=str(ckpt_root), fingerprint=fingerprint)
-        found = checkpoints.latest(ckpt_root, fingerprint)
+        run_fingerprint = checkpoints.spec_fingerprint(dict(spec, workers=workers))
+        spec.update(checkpoint_dir=str(ckpt_root), fingerprint=run_fingerprint)
+        found = checkpoints.latest(ckpt_root, run_fingerprint)
         if found is not None:
             log.info("resuming %s from the checkpoint of epoch %d (%s)", version, found[0], found[1])
             spec["resume_from"] = str(found[1])
         try:
             results = run_barrier_training(spark, spec, workers=workers, timeout_s=t.timeout_s)
         except Exception as exc:  # noqa: BLE001 - Spark's Py4JJavaError has no narrower base
-            raise TrainingError(failure_message(version, exc, checkpoints.latest(ckpt_root, fingerprint),
+            raise TrainingError(failure_message(version, exc, checkpoints.latest(ckpt_root, run_fingerprint),
                                                 workers)) from exc
     finally:
         for conv in converters:
@@ -243,8 +267,9 @@ def train_model(spark: SparkSession, cfg: Config, examples: DataFrame, *, spectr
                "validation": _kept_epoch(chief["epochs"], chief.get("best_epoch")),
                # F1-maximising on validation for the saved epoch; the bundle's decision threshold (None: 0.5)
                "threshold": chief.get("threshold")}
+    save_spec(path, inputs_spec)       # before metrics.json, which marks a finished version
     store.write_version_files(path, stats_json=stats.to_json(), config=cfg.to_dict(), metrics=metrics, inputs=inputs)
     shutil.rmtree(ckpt_root, ignore_errors=True)
     log.info("model %s trained in %.0f s: final loss %.4f, %s", version, wall, chief["losses"][-1],
              ", ".join(f"{k} {v:.3f}" for k, v in metrics["validation"].items() if k.startswith("val_")))
-    return TrainOutcome(version, path, variant, False, metrics, workers)
+    return TrainOutcome(version, path, variant, False, metrics, workers, inputs_spec, inputs)

@@ -40,7 +40,7 @@ from hitcast.model import checkpoints
 log = logging.getLogger("hitcast.model.trainloop")
 
 
-def _read_all(converter, n_mels: int, n_frames: int, include_audio: bool) -> tuple[dict, np.ndarray]:
+def _read_all(converter, n_mels: int, n_frames: int, spec) -> tuple[dict, np.ndarray]:
     """Every row of ``converter`` (one pass) as NumPy model inputs and hit labels."""
     from hitcast.model.dataset import to_model_inputs
 
@@ -48,7 +48,7 @@ def _read_all(converter, n_mels: int, n_frames: int, include_audio: bool) -> tup
     ys = []
     with converter.make_tf_dataset(batch_size=256, num_epochs=1, workers_count=1) as ds:
         for batch in ds:
-            x, hit, _ = to_model_inputs(batch, n_mels, n_frames, include_audio=include_audio)
+            x, hit, _ = to_model_inputs(batch, n_mels, n_frames, spec=spec)
             for k, v in x.items():
                 xs.setdefault(k, []).append(v.numpy())
             ys.append(hit.numpy())
@@ -125,13 +125,14 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     from hitcast.model.allocator import keep_freed_memory
-    from hitcast.model.architecture import build_model, input_names, weights_checksum
+    from hitcast.model.architecture import build_model, weights_checksum
     from hitcast.model.dataset import to_model_inputs
+    from hitcast.model.spec import ModelSpec
 
     rank, n = spec["rank"], spec["workers"]
     m = spec["model"]
-    variant = m["variant"]
-    audio = "mel" in input_names(variant)
+    inputs_spec = ModelSpec.from_dict(m["spec"]).for_variant(m["variant"])
+    audio = inputs_spec.uses_audio
     batch, steps, epochs = spec["batch_size"], spec["steps_per_epoch"], spec["epochs"]
     global_batch = batch * n
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -141,7 +142,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         optimizer = make_optimizer(spec["learning_rate"], schedule=spec.get("lr_schedule", "constant"),
                                    total_steps=steps * epochs, weight_decay=spec.get("weight_decay", 0.0))
         optimizer.build(model.trainable_variables)
-    names = input_names(variant)
+    names = inputs_spec.input_names()
     heads = set(model.output.keys()) if isinstance(model.output, dict) else {"hit"}
     drop_p = float(spec.get("audio_dropout", 0.0))
     pop_w = float(spec.get("popularity_weight", 0.0))
@@ -179,7 +180,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
 
     val_x, val_y = None, None
     if rank == 0 and spec.get("val_converter") is not None:
-        val_x, val_y = _read_all(spec["val_converter"], m["n_mels"], m["n_frames"], audio)
+        val_x, val_y = _read_all(spec["val_converter"], m["n_mels"], m["n_frames"], inputs_spec)
         val_x = {k: val_x[k] for k in names} if len(val_y) else None
 
     losses, epoch_stats, rates = [], [], []
@@ -201,7 +202,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         total, preds, labels, taken = 0.0, [], [], 0
         rng.reset_from_seed(epoch_seed(spec["seed"], epoch, rank))
         with epoch_stream(spec, epoch=epoch, batch_size=batch, rank=rank, workers=n) as ds:
-            ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], include_audio=audio,
+            ds = ds.map(lambda b: to_model_inputs(b, m["n_mels"], m["n_frames"], spec=inputs_spec,
                                                   tabular_width=m["tabular_width"]))
             for x, hit, pop in ds.take(steps):
                 if taken == 0 and spec.get("keep_freed_memory", True):

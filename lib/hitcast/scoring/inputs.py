@@ -1,11 +1,13 @@
 """What the model sees for each catalog track, built in two steps so that incremental runs stay cheap.
 
 1. :func:`light_inputs`: features + the spectrogram's ``status``, ``content_hash`` and ``dsp_version``
-   (no mel bytes), then :func:`with_mode` and :func:`with_source_hash`. A few hundred bytes per track.
+   (no mel bytes), then :func:`with_group_sources` (the columns of the model spec's other input groups),
+   :func:`with_mode` and :func:`with_source_hash`. A few hundred bytes per track.
 2. :func:`with_mel`: the mel bytes, attached only to the tracks that go to the model.
 
 ``source_hash`` fingerprints everything a track's model input is computed from (its feature row, its audio
-file's content hash and the DSP settings). For one model version the model input is a deterministic
+file's content hash and the DSP settings, every other input group's columns: the model spec's ``identity``
+columns, checked to be there). For one model version the model input is a deterministic
 function of those, so a track whose ``source_hash`` equals the stored one cannot have another
 ``input_hash``: it is skipped in Spark, and its mel bytes are never read into a Python worker. The
 executors then hash exactly what the model sees (``input_hash``) for the remaining tracks and call the
@@ -13,8 +15,13 @@ model only where that differs from the stored one.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from hitcast.model.dataset import group_sources, join_groups  # noqa: F401  (group_sources: the scoring side's name)
+from hitcast.model.spec import ModelSpec, SpecError
 
 #: ``audio_status`` for a catalog track that has no row in ``spectrograms`` at all.
 NO_SPECTROGRAM = "no_spectrogram"
@@ -94,9 +101,36 @@ def with_mode(inputs: DataFrame, *, uses_audio: bool) -> DataFrame:
     return inputs.withColumn(MODE_COLUMN, mode.otherwise("full"))
 
 
-def with_source_hash(inputs: DataFrame) -> DataFrame:
+def with_group_sources(inputs: DataFrame, spec: ModelSpec, sources: Mapping[str, DataFrame]) -> DataFrame:
+    """Add the columns of every ``numeric`` input group of the model's ``spec`` (from its source table, by
+    ``track_id``; NULL where the source has no row): they are then model inputs and part of ``source_hash``.
+
+    Parameters
+    ----------
+    sources : mapping of str to DataFrame
+        Source table name -> its rows, for every ``numeric`` group
+        (:func:`hitcast.model.dataset.group_sources`).
+    """
+    return join_groups(inputs, spec, sources)
+
+
+def check_hashed(columns: list[str], spec: ModelSpec) -> None:
+    """Raise :class:`SpecError` when an ``identity`` column of a group of ``spec`` is not among the inputs'
+    ``columns``: ``source_hash`` would not see it change, and incremental scoring would skip the changed
+    tracks (the message names the group)."""
+    for g in spec.groups:
+        missing = [c for c in g.identity if c not in columns]
+        if missing:
+            raise SpecError(f"input group '{g.name}': its source column(s) {', '.join(missing)} (from "
+                            f"'{g.source}') are not in the scoring inputs, so source_hash cannot see them change; "
+                            "join them first (hitcast.scoring.inputs.with_group_sources)")
+
+
+def with_source_hash(inputs: DataFrame, spec: ModelSpec | None = None) -> DataFrame:
     """Add ``source_hash`` (16 hex digits): a fingerprint of every column but ``track_id``, ``cutoff`` and
-    the mel columns, i.e. of the feature row, the mode and the spectrogram's identity. ``cutoff`` (the
+    the heavy columns (the mel bytes), i.e. of the feature row, the mode, the spectrogram's identity and the
+    columns of every other input group. With the model's ``spec``, every group's ``identity`` columns must
+    be among them (:func:`check_hashed`). ``cutoff`` (the
     run's ``as_of``) is not a model input, and the features made from it are in the row: a track whose
     features are the same one day later is skipped here, before any of it reaches a Python worker.
 
@@ -110,7 +144,10 @@ def with_source_hash(inputs: DataFrame) -> DataFrame:
     executor time more, and the NULL flags as a bit mask (a sum of ``CASE WHEN``) 0.25 s more than as
     booleans in the chain.
     """
-    cols = sorted(c for c in inputs.columns if c not in ("track_id", "cutoff", *MEL_COLUMNS))
+    if spec is not None:
+        check_hashed(inputs.columns, spec)
+    heavy = spec.heavy_columns() if spec is not None else MEL_COLUMNS
+    cols = sorted(c for c in inputs.columns if c not in ("track_id", "cutoff", *MEL_COLUMNS, *heavy))
     digest = F.xxhash64(*[F.col(c) for c in cols], *[F.col(c).isNull() for c in cols])
     return inputs.withColumn("source_hash", F.lpad(F.hex(digest), 16, "0"))
 

@@ -41,12 +41,11 @@ def _loaded(path: str) -> tuple[Any, Any]:
     """``(bundle, split model)`` for the model at ``path``, loaded once per Python process."""
     if path not in _LOADED:
         _set_threads()
-        from hitcast.model.architecture import input_names
         from hitcast.model.bundle import load_bundle
         from hitcast.model.explain import split_model
 
         bundle = load_bundle(path)
-        _LOADED[path] = (bundle, split_model(bundle.model, input_names(bundle.variant)))
+        _LOADED[path] = (bundle, split_model(bundle.model, bundle.spec))
         log.info("loaded model bundle %s in worker", path)
     return _LOADED[path]
 
@@ -83,39 +82,44 @@ def encode(pdf: pd.DataFrame, bundle: Any) -> tuple[dict[str, Any], list[str]]:
     Returns
     -------
     (inputs, hashes)
-        ``inputs``: ``tabular`` (n, W) float32, and for audio variants ``has_audio`` (n, 1) float32, ``mel``
-        (n byte strings, None where the row has a stored embedding or no audio), ``embedding`` (n byte
-        strings or None) and ``mel_hash`` (n 16-byte digests); ``hashes``: n hex strings (blake2b, 128
-        bits) over the tabular bytes, ``has_audio`` and the mel digest, i.e. over exactly what the model
-        sees.
+        ``inputs``: per group of ``bundle.spec``: ``tabular`` (n, W) float32; for audio ``has_audio`` (n, 1)
+        float32, ``mel`` (n byte strings, None where the row has a stored embedding or no audio), ``embedding``
+        (n byte strings or None) and ``mel_hash`` (n 16-byte digests); per ``numeric`` group ``<name>`` (n, 2C)
+        float32. ``hashes``: n hex strings (blake2b, 128 bits) over every group's encoded bytes in spec order
+        (the tabular bytes, ``has_audio`` and the mel digest, each numeric group's bytes), i.e. over exactly
+        what the model sees.
     """
-    from hitcast.model.architecture import input_names
-    from hitcast.model.dataset import mel_arrays
-    from hitcast.model.tabular import encode_tabular
+    from hitcast.model.dataset import encode_inputs
 
-    names = input_names(bundle.variant)
+    spec = bundle.spec
     n = len(pdf)
+    enc = encode_inputs(pdf, spec, bundle.stats)
     x: dict[str, Any] = {}
     parts: list[list[bytes]] = []
-    if "tabular" in names:
-        x["tabular"] = encode_tabular(pdf, bundle.stats)
-        parts.append([row.tobytes() for row in x["tabular"]])
-    if "mel" in names:
-        mels, has = mel_arrays(pdf, bundle.stats.n_mels, bundle.stats.n_frames)
-        column = {c: pdf[c].tolist() if c in pdf.columns else [None] * n for c in ("embedding", "mel_hash", "status")}
-        none = mel_digest(bytes(bundle.stats.n_mels * bundle.stats.n_frames))
-        mel_out, stored, digests = [], [], []
-        for i in range(n):
-            emb, digest, status = column["embedding"][i], column["mel_hash"][i], column["status"][i]
-            if has[i]:
-                mel_out.append(mels[i]), stored.append(None), digests.append(mel_digest(mels[i]))
-            elif emb is not None and digest and status == "ok":
-                has[i] = 1.0
-                mel_out.append(None), stored.append(bytes(emb)), digests.append(bytes.fromhex(digest))
-            else:
-                mel_out.append(None), stored.append(None), digests.append(none)
-        x.update(has_audio=has.reshape(-1, 1), mel=mel_out, embedding=stored, mel_hash=digests)
-        parts += [[h.tobytes() for h in x["has_audio"]], digests]
+    for g in spec.groups:
+        if g.kind == "tabular":
+            x["tabular"] = enc["tabular"]
+            parts.append([row.tobytes() for row in x["tabular"]])
+        elif g.kind == "audio":
+            mels, has = enc["mel"], enc["has_audio"]
+            column = {c: pdf[c].tolist() if c in pdf.columns else [None] * n
+                      for c in ("embedding", "mel_hash", "status")}
+            none = mel_digest(bytes(bundle.stats.n_mels * bundle.stats.n_frames))
+            mel_out, stored, digests = [], [], []
+            for i in range(n):
+                emb, digest, status = column["embedding"][i], column["mel_hash"][i], column["status"][i]
+                if has[i]:
+                    mel_out.append(mels[i]), stored.append(None), digests.append(mel_digest(mels[i]))
+                elif emb is not None and digest and status == "ok":
+                    has[i] = 1.0
+                    mel_out.append(None), stored.append(bytes(emb)), digests.append(bytes.fromhex(digest))
+                else:
+                    mel_out.append(None), stored.append(None), digests.append(none)
+            x.update(has_audio=has.reshape(-1, 1), mel=mel_out, embedding=stored, mel_hash=digests)
+            parts += [[h.tobytes() for h in x["has_audio"]], digests]
+        else:
+            x[g.name] = enc[g.name]
+            parts.append([row.tobytes() for row in x[g.name]])
     hashes = []
     for row in zip(*parts):
         h = hashlib.blake2b(digest_size=16)
@@ -183,15 +187,14 @@ def score_rows(x: dict[str, Any], bundle: Any, *, split: Any, reasons: int
     (hit (n,), popularity (n,), reasons: n lists of ``{"input", "contribution"}`` dicts (empty when 0),
     new embeddings: n byte strings or None)
     """
-    from hitcast.model.architecture import input_names
     from hitcast.model.explain import contributions, top_reasons
 
-    names = input_names(bundle.variant)
-    feed = {k: x[k] for k in ("tabular", "has_audio") if k in x}
+    spec = bundle.spec
+    feed = {k: x[k] for k in spec.input_names() if k != "mel"}
     n = len(next(iter(feed.values())))
-    embs, new = embeddings_of(x, bundle, split) if "mel" in names else (None, [None] * n)
+    embs, new = embeddings_of(x, bundle, split) if spec.uses_audio else (None, [None] * n)
     if reasons:
-        out, labels, contrib = contributions(split, feed, stats=bundle.stats, names=names, embeddings=embs)
+        out, labels, contrib = contributions(split, feed, stats=bundle.stats, spec=spec, embeddings=embs)
         why = top_reasons(labels, contrib, reasons)
     else:
         head = split.run_head({**feed, **{f"emb_{k}": e for k, e in enumerate(embs or [])}})

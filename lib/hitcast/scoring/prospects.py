@@ -26,8 +26,10 @@ from hitcast.errors import InputContractError
 from hitcast.features.dailytable import update_engagement_daily
 from hitcast.features.examples import features_as_of
 from hitcast.schemas import CATALOG, CATALOG_OPTIONAL, ENGAGEMENT_DAILY
-from hitcast.scoring.inputs import light_inputs, with_mode, with_source_hash, with_stored_hashes
-from hitcast.scoring.stage import default_as_of, model_variant, score_candidates
+from hitcast.model.spec import load_spec
+from hitcast.scoring.inputs import (group_sources, light_inputs, with_group_sources, with_mode, with_source_hash,
+                                    with_stored_hashes)
+from hitcast.scoring.stage import default_as_of, score_candidates
 from hitcast.spectrograms.report import audio_dir_files
 from hitcast.spectrograms.stage import compute_rows, partitions_for, with_previous
 from hitcast.tables import merge_upsert, table_exists
@@ -199,7 +201,6 @@ def run_prospects(spark: SparkSession, cfg: Config, *, folder: str | os.PathLike
     InputContractError
         When ``folder`` is not a directory or holds no audio file, or the metadata file is malformed.
     """
-    from hitcast.model.architecture import input_names
     from hitcast.lifecycle.registry import resolve_model
     from hitcast.scoring.prospects_page import write_page
 
@@ -222,13 +223,14 @@ def run_prospects(spark: SparkSession, cfg: Config, *, folder: str | os.PathLike
     log.info("scoring %d prospects in %s with model %s as of %s", len(files), root, model_version, as_of)
     staging = cfg.path(cfg.paths.warehouse) / "_staging"
     spec = prospect_spectrograms(spark, files, folder=root, cfg=cfg, staging=str(staging / "prospect_spectrograms"))
-    uses_audio = "mel" in input_names(model_variant(model_path))
+    model_spec = load_spec(model_path)
     inputs = (prospect_features(prospects, catalog, daily, as_of=as_of, cfg=cfg)
               .withColumn("cold_start", F.lit(True))
               .transform(lambda df: light_inputs(df, spec))
-              .transform(lambda df: with_mode(df, uses_audio=uses_audio))
-              .transform(with_source_hash).transform(lambda df: with_stored_hashes(df, None)))
-    scored = score_candidates(inputs, spec, model_path=str(model_path),
+              .transform(lambda df: with_group_sources(df, model_spec, group_sources(spark, cfg, model_spec)))
+              .transform(lambda df: with_mode(df, uses_audio=model_spec.uses_audio))
+              .transform(lambda df: with_source_hash(df, model_spec)).transform(lambda df: with_stored_hashes(df, None)))
+    scored = score_candidates(inputs, spec, model_path=str(model_path), spec=model_spec,
                               reasons=cfg.score.reasons if reasons is None else reasons, full=True, broadcast=True)
     scored = scored.drop("content_hash", "dsp_version", "mel_hash", "embedding")   # a demo's embedding is not kept
     rows = (scored.join(prospects.select("track_id", "title", "artist_name", "genre"), "track_id")

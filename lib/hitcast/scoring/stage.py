@@ -31,11 +31,9 @@ Shape of the work::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
@@ -48,15 +46,16 @@ from hitcast.scoring import runlog
 from hitcast.scoring.embeddings import found_embeddings, store_embeddings, stored_embeddings, with_audio
 from hitcast.features.dailytable import update_engagement_daily
 from hitcast.scoring.featurecache import scoring_features
-from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, MODES, light_inputs, with_mode, with_source_hash,
-                                    with_stored_hashes)
+from hitcast.model.spec import ModelSpec, load_spec
+from hitcast.scoring.inputs import (MEL_COLUMNS, MODE_COLUMN, MODES, group_sources, light_inputs, with_group_sources,
+                                    with_mode, with_source_hash, with_stored_hashes)
 from hitcast.scoring.predict import SCORED_DDL, predict_partitions
 from hitcast.scoring.staging import add_staged_counts, merge_scored, staged_counts
 from hitcast.tables import read_table, remove_older, remove_path, table_exists, table_version
 
 log = logging.getLogger(__name__)
 
-#: Tables a run reads, whose versions the run log records.
+#: Tables a run reads, whose versions the run log records (and the sources of the model spec's other groups).
 SOURCES = ("catalog", "engagement_daily", "spectrograms", "predictions")
 
 
@@ -167,13 +166,8 @@ def ensure_predictions_table(spark: SparkSession, cfg: Config) -> str:
     return location
 
 
-def model_variant(path: Path) -> str:
-    """The variant of the model version directory ``path`` (from its ``stats.json``)."""
-    return json.loads((Path(path) / "stats.json").read_text())["extra"]["variant"]
-
-
-def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, reasons: int,
-                     full: bool, broadcast: bool, found: DataFrame | None = None,
+def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_path: str, spec: ModelSpec,
+                     reasons: int, full: bool, broadcast: bool, found: DataFrame | None = None,
                      complete: bool = False) -> DataFrame:
     """Attach what the model needs of each candidate's audio and run the model over them on the executors.
 
@@ -181,7 +175,9 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
     ----------
     candidates : DataFrame
         :func:`hitcast.scoring.inputs.light_inputs` rows with ``scoring_mode``, ``source_hash`` and
-        ``prev_hash``.
+        ``prev_hash`` (and the columns of ``spec``'s other input groups).
+    spec : ModelSpec
+        The model's spec (:func:`hitcast.model.spec.load_spec` of ``model_path``).
     found : DataFrame or None
         The model's stored audio embeddings for these candidates
         (:func:`hitcast.scoring.embeddings.found_embeddings`, persisted); None reads the mel bytes of every
@@ -196,9 +192,7 @@ def score_candidates(candidates: DataFrame, spectrograms: DataFrame, *, model_pa
     DataFrame
         :data:`hitcast.scoring.predict.SCORED_DDL`, one row per candidate.
     """
-    from hitcast.model.architecture import input_names
-
-    if "mel" in input_names(model_variant(Path(model_path))):
+    if spec.uses_audio:
         fed = with_audio(candidates, spectrograms, found, broadcast=broadcast, complete=complete)
     else:
         fed = candidates.select("*", *[F.lit(None).cast(t).alias(c) for c, t in
@@ -252,8 +246,9 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
     from pyspark.sql import Observation
 
     clock = _Clock()
+    spec = load_spec(model_path)
     stored = spark.read.format("delta").load(location).where(F.col("model_version") == model_version)
-    hashed = inputs.transform(with_source_hash).transform(lambda df: with_stored_hashes(df, stored))
+    hashed = inputs.transform(lambda df: with_source_hash(df, spec)).transform(lambda df: with_stored_hashes(df, stored))
     if not full:
         hashed = hashed.where(F.col("prev_source").isNull() | (F.col("prev_source") != F.col("source_hash")))
     # Only the tracks that go on are cached (the scoring plan scans them several times: stored embeddings,
@@ -287,7 +282,8 @@ def score_into(spark: SparkSession, inputs: DataFrame, *, spectrograms: DataFram
             # One row per track in ``kept``: as many found as candidates with audio means none needs mel bytes.
             complete = found.count() == sent_ok
         scored = (candidates
-                  .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, reasons=reasons,
+                  .transform(lambda df: score_candidates(df, spectrograms, model_path=model_path, spec=spec,
+                                                         reasons=reasons,
                                                          full=full, broadcast=broadcast, found=found,
                                                          complete=complete))
                   .withColumn("model_version", F.lit(model_version)).withColumn("as_of", F.lit(as_of).cast("date"))
@@ -390,14 +386,15 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from hitcast.model.architecture import input_names
     from hitcast.lifecycle.registry import resolve_model
 
     started = _now()
     run_id = f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     model_version, model_path = resolve_model(spark, cfg, version or cfg.score.model_version)
     update_engagement_daily(spark, cfg)
-    versions = {name: table_version(spark, cfg.table(name)) for name in SOURCES}
+    spec = load_spec(model_path)
+    sources = group_sources(spark, cfg, spec)
+    versions = {name: table_version(spark, cfg.table(name)) for name in (*SOURCES, *sources)}
     catalog = read_table(spark, cfg, "catalog")
     daily = read_table(spark, cfg, "engagement_daily")
     spectrograms = read_table(spark, cfg, "spectrograms")
@@ -406,11 +403,11 @@ def run_scoring(spark: SparkSession, cfg: Config, *, version: str | None = None,
     features, reused = scoring_features(spark, cfg, catalog=catalog, daily=daily, as_of=as_of, versions=versions)
     location = ensure_predictions_table(spark, cfg)
     n_reasons = cfg.score.reasons if reasons is None else reasons
-    uses_audio = "mel" in input_names(model_variant(model_path))
-    log.info("scoring the catalog as of %s with model %s (%s, %d reasons)", as_of, model_version,
-             "full" if full else "incremental", n_reasons)
+    log.info("scoring the catalog as of %s with model %s (%s, inputs %s, %d reasons)", as_of, model_version,
+             "full" if full else "incremental", ", ".join(spec.names), n_reasons)
     inputs = (features.transform(lambda df: light_inputs(df, spectrograms))
-              .transform(lambda df: with_mode(df, uses_audio=uses_audio)))
+              .transform(lambda df: with_group_sources(df, spec, sources))
+              .transform(lambda df: with_mode(df, uses_audio=spec.uses_audio)))
     run = {"run_id": run_id, "model_version": model_version, "as_of": as_of, "full": full, "started_at": started,
            "input_versions": {k: v for k, v in versions.items() if v is not None}, "features_reused": reused}
     staging = str(cfg.path(cfg.paths.warehouse) / "_staging" / "predictions")

@@ -19,6 +19,7 @@ from typing import Any
 
 from hitcast.config import Config
 from hitcast.errors import HitcastError
+from hitcast.model.spec import DEFAULT_SPEC
 from hitcast.sql.client import execute, fetch
 from hitcast.sql.views import create_statement, load_views, view_parameters
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 KNOWN_TABLES = ("catalog", "engagement_events", "engagement_daily", "ingested_files", "quarantine", "training_examples",
                 "spectrograms", "models",
                 "model_promotions", "predictions", "scoring_runs", "scoring_features", "audio_embeddings",
-                "track_aliases")
+                "track_aliases", *DEFAULT_SPEC.sources())
 
 
 @dataclass
