@@ -20,8 +20,10 @@ Embedded default: a SQLite store ``mlflow.store_dir/mlflow.db`` with artifacts i
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.resources
 import logging
 import math
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -160,8 +162,12 @@ def log_and_register(cfg: Config, *, version: str, variant: str, path: Path, met
         for name in ("metrics.json", "inputs.json", "stats.json", "spec.json", "config.yaml"):
             if (path / name).is_file():
                 mlflow.log_artifact(str(path / name), artifact_path="version")
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("served.py")),
-                                       artifacts={"bundle": str(path)}, pip_requirements=_requirements())
+        with tempfile.TemporaryDirectory() as tmp:
+            # models from code need a file: hitcast may be imported from a zip (spark-submit --py-files)
+            served = Path(tmp) / "served.py"
+            served.write_text(importlib.resources.files("hitcast.lifecycle").joinpath("served.py").read_text())
+            info = mlflow.pyfunc.log_model(name="model", python_model=str(served), artifacts={"bundle": str(path)},
+                                           pip_requirements=_requirements())
     name = cfg.mlflow.registered_model
     try:
         mlc.get_registered_model(name)
