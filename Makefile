@@ -19,10 +19,12 @@ JOB = $(PYTHON) jobs
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
+# --no-compile: pip would compile all 2.9 GB of modules to bytecode one file at a time (about 70 s); Python
+# compiles the ones a process imports on first import instead, once.
 venv: $(VENV)/.installed  ## create .venv with the pinned dependencies and hitcast (editable)
 $(VENV)/.installed: requirements.txt setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-compile -r requirements.txt
 	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -7,16 +7,21 @@ library zip, unless an application asks for the archive (``python_env=""``, the 
 ``tests/test_cluster.py`` keeps tested)."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from helpers import REPO
 from hitcast.cluster import standalone
 from hitcast.cluster.package import build_packages, unpack_environment
+from hitcast.cluster.submit import start_submit
+from hitcast.cluster.workers import kill_worker, start_worker
 from hitcast.config import Config, load_config
 from hitcast.daemons import group_members
 
@@ -158,3 +163,43 @@ def settings_args(settings: Sequence[str]) -> list[str]:
     for s in settings:
         out += ["--set", s]
     return out
+
+
+@dataclass(frozen=True)
+class KilledRun:
+    """An application during which worker 1 was SIGKILLed: its id, exit status, driver log, seconds, and what
+    ``before_kill`` returned just before the kill."""
+
+    app: str
+    code: int
+    log: str
+    seconds: float
+    seen: Any
+
+
+def kill_worker_during(cluster: Cluster, job: Path, args: Sequence[str], *, log_path: Path,
+                       when: Callable[[], bool], what: str, timeout_s: float,
+                       before_kill: Callable[[], Any] = lambda: None) -> KilledRun:
+    """``spark-submit`` ``job`` to the cluster, SIGKILL worker 1 (its JVM, executor and Python workers) once
+    ``when()`` holds, wait for the job to end however it ends, and start worker 1 again; the ended
+    application's unpacked environments are dropped. Fails when the job ends before the kill."""
+    earlier = applications(cluster.cluster)
+    t0 = time.perf_counter()
+    proc = start_submit(cluster.cluster, job, list(args), log_path=log_path, scratch=driver_scratch(cluster.cluster))
+    killed = False
+    try:
+        wait_for(when, timeout_s=timeout_s, what=what, proc=proc, log=log_path, poll_s=0.05)
+        seen = before_kill()
+        assert proc.poll() is None, "the job ended before the kill"
+        kill_worker(cluster.cluster, 1)
+        killed = True
+        code = proc.wait(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if killed:
+            start_worker(cluster.cluster, 1)
+        drop_ended_environments(cluster.cluster)
+    (app,) = applications(cluster.cluster) - earlier
+    return KilledRun(app, code, log_path.read_text(errors="replace"), time.perf_counter() - t0, seen)

@@ -1,5 +1,6 @@
-"""One session-scoped Spark fixture (local[2], UI off, few shuffle partitions, Delta on); for the tests marked
-``cluster``, one standalone cluster per session and the generated demo inputs they share (built on first use)."""
+"""One session-scoped Spark fixture (local[2], UI off, few shuffle partitions, Delta on); the analysts' SQL
+endpoint the endpoint and notebook tests share; for the tests marked ``cluster``, one standalone cluster per
+session and the generated demo inputs they share (built on first use)."""
 from __future__ import annotations
 
 import os
@@ -51,6 +52,15 @@ def session_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cluster_pipeline(spark, session_cluster, demo_inputs, tmp_path_factory):
+    """The demo pipeline through ``spark-submit`` on the session's cluster (``clusterpipeline.Pipeline``),
+    read by tests/test_cluster.py and tests/test_faults_driver.py (read-only: copy its root)."""
+    from clusterpipeline import build_pipeline
+
+    return build_pipeline(spark, session_cluster, demo_inputs, tmp_path_factory.mktemp("on-cluster") / "root")
+
+
+@pytest.fixture(scope="session")
 def demo_inputs(spark, tmp_path_factory) -> tuple[Path, Path]:
     """(raw root, inputs root), both read-only (copy them): a generated demo catalog (``clusterfix.DEMO_SETTINGS``)
     as generated, and the same catalog through ingest, features and spectrograms on local[2]."""
@@ -76,3 +86,29 @@ def trained_demo(spark, tmp_path_factory) -> Path:
     from analyst_pipeline import build_trained
 
     return build_trained(spark, tmp_path_factory.mktemp("trained-demo") / "root")
+
+
+@pytest.fixture(scope="session")
+def analysts_endpoint(spark, tmp_path_factory, trained_demo):
+    """(configuration, ``ServerInfo``): the SQL endpoint over the analysts' scored pipeline
+    (``analyst_pipeline.scored_pipeline``) on a free loopback port, its own metastore, shared by
+    tests/test_sql_endpoint.py and tests/test_notebook.py (one Thrift server start, 15-20 s, for both); stopped,
+    and checked gone, at the end of the session."""
+    import dataclasses
+
+    from analyst_pipeline import free_port, scored_pipeline
+    from hitcast.sql import server
+
+    pipeline = scored_pipeline(spark, tmp_path_factory.mktemp("analysts") / "root", trained_demo)
+    cfg = dataclasses.replace(pipeline.cfg, sql=dataclasses.replace(pipeline.cfg.sql, port=free_port(),
+                                                                    metastore_dir="metastore-endpoint"))
+    t0 = time.perf_counter()
+    info = server.start_server(cfg)
+    print(f"SQL endpoint up in {info.start_s:.1f} s, tables and views registered after "
+          f"{time.perf_counter() - t0:.1f} s")
+    try:
+        yield cfg, info
+    finally:
+        server.stop_server(cfg)
+        assert not server.is_server_process(info.pid), "the Thrift server outlived its fixture"
+        assert not server.pid_file(cfg).exists()

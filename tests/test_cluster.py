@@ -7,12 +7,22 @@ The environment reaches the executors both ways a deployment can choose: the spe
 (``cluster.python_env``: nothing shipped).
 
 One generated catalog, two copies: one goes through ingest, features, spectrograms, training (two barrier
-workers, one per executor) and scoring as ``spark-submit`` jobs on the session's cluster, the other through the
-data stages in-process on local[2] (``demo_inputs``, shared with the other cluster modules). Every data table
-must hold the same rows; the cluster's scores must be its own model bundle's output for the same inputs. Then a
-worker (its JVM, its executor and their Python workers) is SIGKILLed while the spectrogram job runs, and again
-while the scoring job runs: each job finishes on the other worker, and its table holds exactly the rows of the
-run without the kill. Last, the daily job (jobs/daily.py) takes in a new day on a copy of the pipeline's data.
+workers, one per executor) and scoring as ``spark-submit`` jobs on the session's cluster (the session's
+``cluster_pipeline``, tests/clusterpipeline.py), the other through the data stages in-process on local[2]
+(``demo_inputs``, shared with the other cluster modules). Every data table
+must hold the same rows; the cluster's scores must be its own model bundle's output for the same inputs.
+
+The training job is run the way a lost machine makes an operator run it: worker 1 (its JVM, its executor, the
+Python worker and the TensorFlow worker under it) is SIGKILLed once the chief has written the checkpoint of
+epoch 1. The barrier stage cannot recover: the job must exit non-zero and say which epoch its last checkpoint
+holds, where, and that a re-run resumes from it. Worker 1 is started again and the same command re-run: it must
+log that it resumes from that checkpoint and register the version with every epoch's history; that version is
+the pipeline's model. (That a resumed run equals a straight one bit for bit is shown in-process, in
+tests/test_training_checkpoint.py: two fresh jobs on the cluster already differ at epoch 1.)
+
+Then worker 1 is SIGKILLed while the spectrogram job runs, and again while the scoring job runs: each job
+finishes on the other worker, and its table holds exactly the rows of the run without the kill. Last, the daily
+job (jobs/daily.py) takes in a new day on a copy of the pipeline's data.
 
 Marked ``cluster``: ``make test-cluster`` runs it alone; ``make test`` runs it too.
 """
@@ -20,39 +30,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
+import re
 import shutil
-import signal
-import time
 from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from clusterfix import (DEMO_SETTINGS, RUN_COLUMNS, application_executors, applications, drop_ended_environments,
-                        driver_scratch, executor_logs, job_args, tasks_started, wait_for)
+from clusterfix import RUN_COLUMNS, application_executors, executor_logs, job_args, kill_worker_during, tasks_started
+from clusterpipeline import EPOCHS, SETTINGS, SHIPPED_JOB, SUBMIT_TIMEOUT_S, Pipeline, run_job
 from helpers import REPO, make_config
 from hitcast.cluster.package import ENV_ALIAS, ENV_ARCHIVE
-from hitcast.cluster.submit import log_tail, start_submit, submit
-from hitcast.cluster.workers import kill_worker, start_worker
 from hitcast.features.examples import features_as_of
 from hitcast.model.bundle import load_bundle
-from hitcast.lifecycle.promote import run_promote
 from hitcast.model.store import version_dir
 from hitcast.scoring.inputs import scoring_inputs
 from hitcast.tables import read_table
 
 pytestmark = pytest.mark.cluster
 
-SETTINGS = [*DEMO_SETTINGS, "train.epochs=1", "train.batch_size=16", "train.workers=2", "train.ensemble=1"]
+FAILED = re.compile(r"training of (\S+) failed: (.*)\. the last checkpoint holds epoch (\d+) at (\S+); "
+                    r"re-running the same command resumes from it")
 #: Tables written by the data stages, compared row for row between the cluster and local[2].
 DATA_TABLES = ("catalog", "engagement_events", "quarantine", "training_examples", "spectrograms")
 #: Columns that say when a row was written, not what it holds.
 WRITE_TIME_COLUMNS = ("ingested_at", "computed_at", *RUN_COLUMNS)
-SUBMIT_TIMEOUT_S = 1500
-#: The pipeline's job that ships the packed environment (``--archives``); the others run the unpacked copy.
-SHIPPED_JOB = "spectrograms.py"
 
 
 def comparable(df: DataFrame, root: Path) -> DataFrame:
@@ -63,20 +66,6 @@ def comparable(df: DataFrame, root: Path) -> DataFrame:
                        for c, t in df.dtypes])
 
 
-def run_job(cfg, job: str, root: Path, *extra: str, name: str | None = None, **options) -> tuple[float, str]:
-    """``spark-submit jobs/<job>`` to the cluster with its data under ``root`` (``options``: of
-    :func:`hitcast.cluster.submit.submit_command`); returns the seconds it took and its application's id."""
-    t0 = time.perf_counter()
-    args = job_args("standalone.yaml", root, *cfg.cluster_overrides, *SETTINGS) + list(extra)
-    earlier = applications(cfg.cluster)
-    submit(cfg.cluster, REPO / "jobs" / job, args, log_path=root / "logs" / f"{name or job}.log",
-           timeout_s=SUBMIT_TIMEOUT_S, scratch=driver_scratch(cfg.cluster), **options)
-    seconds = time.perf_counter() - t0
-    (app,) = applications(cfg.cluster) - earlier
-    drop_ended_environments(cfg.cluster)
-    return seconds, app
-
-
 @pytest.fixture(scope="module")
 def cluster(session_cluster):
     """The session's standalone cluster (``clusterfix.Cluster``)."""
@@ -84,26 +73,16 @@ def cluster(session_cluster):
 
 
 @pytest.fixture(scope="module")
-def roots(demo_inputs, tmp_path_factory):
-    """(cluster root, local root): one generated catalog, as generated for the cluster; through the data
-    stages on local[2] (read-only: the session's ``demo_inputs``)."""
-    raw, local_root = demo_inputs
-    cluster_root = tmp_path_factory.mktemp("on-cluster") / "root"
-    shutil.copytree(raw, cluster_root)
-    return cluster_root, local_root
+def pipeline(cluster_pipeline) -> Pipeline:
+    """The session's pipeline through ``spark-submit`` (tests/clusterpipeline.py; read-only: copy its root)."""
+    return cluster_pipeline
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, roots, cluster):
-    """The cluster copy through every job by ``spark-submit`` (promotion, a driver-only step, in-process):
-    {job: (seconds, application id)}. :data:`SHIPPED_JOB` ships the environment archive."""
-    cluster_root, _ = roots
-    runs = {job: run_job(cluster, job, cluster_root, **({"python_env": ""} if job == SHIPPED_JOB else {}))
-            for job in ("ingest.py", "features.py", "spectrograms.py", "train.py")}
-    run_promote(spark, make_config(cluster_root, *SETTINGS))
-    runs["score.py"] = run_job(cluster, "score.py", cluster_root)
-    print("spark-submit on the cluster: " + ", ".join(f"{j} {s:.0f} s" for j, (s, _) in runs.items()))
-    return runs
+def roots(pipeline) -> tuple[Path, Path]:
+    """(cluster root, local root): one generated catalog through the jobs on the cluster, and through the data
+    stages on local[2] (the session's ``demo_inputs``); both read-only."""
+    return pipeline.root, pipeline.local_root
 
 
 @pytest.mark.parametrize("table", DATA_TABLES)
@@ -122,7 +101,7 @@ def unpacking(executor: Path) -> list[str]:
 
 
 def test_executors_ran_the_shipped_environment(roots, pipeline, cluster):
-    executors = {job: application_executors(cluster.cluster, app) for job, (_, app) in pipeline.items()}
+    executors = {job: application_executors(cluster.cluster, app) for job, (_, app) in pipeline.runs.items()}
     # one executor per worker for each of the five applications
     assert all(len(found) == 2 and {p.parts[-3] for p in found} == {"worker-0", "worker-1"}
                for found in executors.values()), executors
@@ -145,11 +124,38 @@ def test_training_ran_two_barrier_workers_one_per_executor(spark, roots, pipelin
     assert [(m.variant, m.workers) for m in models] == [("fused", 2)]
     # a barrier task logs its allGather ("... has entered the global sync") in its executor's log: the training
     # application's executor on each of the two workers ran one, no other application of the pipeline did
-    apps = {app for _, app in pipeline.values()}
+    apps = {app for _, app in pipeline.runs.values()}
     synced = {worker: {log.parts[-3] for log in executor_logs(cluster.cluster, worker)
                        if log.parts[-3] in apps and "has entered the global sync" in log.read_text(errors="replace")}
               for worker in (0, 1)}
-    assert synced[0] == synced[1] == {pipeline["train.py"][1]}, synced
+    assert synced[0] == synced[1] == {pipeline.runs["train.py"][1]}, synced
+
+
+def test_a_lost_training_worker_failed_the_job_and_the_rerun_resumed_to_the_same_model(spark, roots, pipeline,
+                                                                                      cluster):
+    cluster_root, _ = roots
+    cfg = make_config(cluster_root, *SETTINGS)
+    lost = pipeline.lost
+    assert lost.code != 0, lost.log[-3000:]
+    found = FAILED.search(lost.log)
+    assert found, lost.log[-3000:]
+    version, cause, epoch, where = found.group(1), found.group(2), int(found.group(3)), Path(found.group(4))
+    print(f"failed run: exit {lost.code}, last checkpoint epoch {epoch}; cause: {cause[:300]}")
+    # both TensorFlow workers ran the environment installed for the cluster (cluster.python_env): nothing shipped
+    assert sorted(lost.seen.values()) == [str(cluster.python_env / "bin" / "python")] * 2, lost.seen
+    assert 1 <= epoch < EPOCHS
+    assert where == version_dir(cfg, version) / "checkpoints" / f"epoch-{epoch:04d}"
+    # the re-run resumed from that checkpoint and registered the version with every epoch's history
+    resumed_log = (cluster_root / "logs" / "train.py.log").read_text(errors="replace")
+    line = re.search(rf"resuming {re.escape(version)} from the checkpoint of epoch (\d+) \((\S+)\)", resumed_log)
+    assert line, resumed_log[-3000:]
+    (row,) = read_table(spark, cfg, "models").collect()
+    resumed = json.loads(row.metrics)
+    assert row.model_version == version
+    assert resumed["resumed_from_epoch"] == int(line.group(1)) >= epoch
+    assert len(set(resumed["worker_checksums"])) == 1
+    assert [h["epoch"] for h in resumed["history"]] == list(range(1, EPOCHS + 1))
+    assert not (Path(row.path) / "checkpoints").exists()
 
 
 def test_cluster_scores_are_the_bundles_output_for_the_same_inputs(spark, roots, pipeline):
@@ -171,28 +177,13 @@ def test_cluster_scores_are_the_bundles_output_for_the_same_inputs(spark, roots,
 def killed_midway(cluster, job: str, root: Path, *extra: str) -> str:
     """Submit ``job`` (data under ``root``), SIGKILL worker 1 once its executor runs a task, let the job finish
     on worker 0, start worker 1 again. Returns the driver's log."""
-    log_path = root / "logs" / f"{job}-killed.log"
-    args = job_args("standalone.yaml", root, *cluster.cluster_overrides, *SETTINGS) + list(extra)
     earlier = set(executor_logs(cluster.cluster, 1))            # other applications' executors
-    proc = start_submit(cluster.cluster, REPO / "jobs" / job, args, log_path=log_path,
-                        scratch=driver_scratch(cluster.cluster))
-    killed = False
-    try:
-        wait_for(lambda: tasks_started(cluster.cluster, 1, known=earlier) > 0, timeout_s=SUBMIT_TIMEOUT_S,
-                 what="worker 1's executor ran a task", proc=proc, log=log_path, poll_s=0.05)
-        assert proc.poll() is None, "the job ended before the kill"
-        kill_worker(cluster.cluster, 1)
-        killed = True
-        code = proc.wait(timeout=SUBMIT_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if killed:
-            start_worker(cluster.cluster, 1)
-        drop_ended_environments(cluster.cluster)
-    assert code == 0, log_tail(log_path, 40)
-    return log_path.read_text(errors="replace")
+    run = kill_worker_during(
+        cluster, REPO / "jobs" / job, job_args("standalone.yaml", root, *cluster.cluster_overrides, *SETTINGS)
+        + list(extra), log_path=root / "logs" / f"{job}-killed.log", timeout_s=SUBMIT_TIMEOUT_S,
+        when=lambda: tasks_started(cluster.cluster, 1, known=earlier) > 0, what="worker 1's executor ran a task")
+    assert run.code == 0, run.log[-3000:]
+    return run.log
 
 
 def fresh_copy(src: Path, dest: Path, drop: tuple[str, ...]) -> Path:

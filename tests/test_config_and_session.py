@@ -9,6 +9,7 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
+from helpers import REPO
 from hitcast.config import load_config
 from hitcast.confyaml import parse_overrides
 from hitcast.errors import ConfigError
@@ -63,8 +64,15 @@ def test_session_settings_carry_delta_arrow_and_worker_env(tmp_path, monkeypatch
     assert s["spark.pyspark.python"] == s["spark.pyspark.driver.python"] == sys.executable
     monkeypatch.setenv("PYSPARK_PYTHON", "/opt/worker/python3")       # the workers' interpreter may differ
     assert session_settings(cfg, "x")["spark.pyspark.python"] == "/opt/worker/python3"
-    # No jar cache under tmp_path: Delta comes through spark.jars.packages into the Ivy cache.
+    # No jar cache under tmp_path: the checkout's (make jars) serves a data root anywhere
+    assert s["spark.jars"] == ",".join(str(REPO / ".cache" / "jars" / f"{name}-4.0.1.jar")
+                                       for name in ("delta-spark_2.13", "delta-storage"))
+    assert "spark.jars.packages" not in s
+    # a $HITCAST_JARS without them: Delta comes through spark.jars.packages into the Ivy cache under the root
+    monkeypatch.setenv("HITCAST_JARS", str(tmp_path / "empty"))
+    s = session_settings(cfg, "x")
     assert s["spark.jars.packages"] == "io.delta:delta-spark_2.13:4.0.1,io.delta:delta-storage:4.0.1"
+    assert s["spark.jars.ivy"] == str(tmp_path / ".cache" / "ivy") and "spark.jars" not in s
 
 
 def test_built_session_applies_the_settings(spark):

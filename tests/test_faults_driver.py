@@ -3,11 +3,11 @@
 started writing data files and before the MERGE commits.
 
 The jobs are submitted with ``--master local[2]``: the job runs in the submitting JVM; this is deliberate, the
-driver's death does not depend on where executors are. Nothing here needs the standalone cluster or
-``make package``.
+driver's death does not depend on where executors are.
 
-Each test builds its inputs in-process (from a copy of the session's ``demo_inputs``, shared with the cluster
-modules), copies them (``shutil.copytree``): one copy is the reference, run to the end without a kill; the other
+The scoring test starts from a copy of the session's pipeline on the cluster (``cluster_pipeline``: inputs, a
+champion, a first scoring run), the ingest test from the session's generated catalog (``demo_inputs``); each
+copies its inputs (``shutil.copytree``): one copy is the reference, run to the end without a kill; the other
 is the killed one. The kill is triggered from outside, by watching the table's
 folder: the moment a data file appears that the table had not before, while ``_delta_log`` has no new commit,
 the group is killed; afterwards the test checks that this is really what happened (files that no commit
@@ -54,8 +54,6 @@ from hitcast.config import Config, load_config
 from hitcast.daemons import group_members
 from hitcast.ingest.pipeline import run_ingest
 from hitcast.ingest.quarantine import KEYS as QUARANTINE_KEYS
-from hitcast.lifecycle.promote import run_promote
-from hitcast.lifecycle.training import run_training
 from hitcast.scoring.stage import run_scoring
 from hitcast.scoring.runlog import RUN_KEY
 from hitcast.tables import latest_commits, read_table, table_version
@@ -172,17 +170,14 @@ def restore(src: Path, dst: Path) -> None:
 # --- Scoring -------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def scoring_inputs(spark, demo_inputs, tmp_path_factory) -> tuple[Path, Path, dt.date]:
-    """(pristine root, reference root, as_of of the killed run): inputs (a copy of the session's demo catalog
-    through the data stages), a champion and a first scoring run; the reference copy scored again as of
-    ``as_of`` (every track's features change) without a kill."""
+def scoring_inputs(spark, cluster_pipeline, tmp_path_factory) -> tuple[Path, Path, dt.date]:
+    """(pristine root, reference root, as_of of the killed run): a copy of the session's pipeline on the
+    cluster (tests/clusterpipeline.py: inputs, a champion and a first scoring run); the reference copy scored
+    again as of ``as_of`` (every track's features change) without a kill."""
     base = tmp_path_factory.mktemp("faults-scoring")
     cfg = make_config(base / "pristine", *SETTINGS)
-    shutil.copytree(demo_inputs[1], cfg.paths.root)
-    run_training(spark, cfg)
-    run_promote(spark, cfg)
-    first = run_scoring(spark, cfg)
-    as_of = first.as_of + dt.timedelta(days=14)
+    shutil.copytree(cluster_pipeline.root, cfg.paths.root, ignore=shutil.ignore_patterns("logs"))
+    as_of = last_run(spark, cfg).as_of + dt.timedelta(days=14)
     reference = base / "reference"
     restore(Path(cfg.paths.root), reference)
     run_scoring(spark, make_config(reference, *SETTINGS), as_of=as_of)

@@ -2,7 +2,6 @@
 every cell runs without error, the answers have the expected rows and columns, and the plots are drawn."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -10,37 +9,30 @@ import time
 import pytest
 from pyspark.sql import functions as F
 
-from analyst_pipeline import EARLY_AS_OF, free_port, scored_pipeline
+from analyst_pipeline import EARLY_AS_OF, scored_pipeline
 from helpers import REPO
-from hitcast.sql import server
 
 log = logging.getLogger(__name__)
 NOTEBOOK = REPO / "notebooks" / "analyst_queries.ipynb"
 
 
 @pytest.fixture(scope="module")
-def executed(spark, tmp_path_factory, trained_demo, monkeypatch_module):
-    """The notebook, executed against a server over the pipeline's tables (stopped afterwards)."""
+def executed(spark, tmp_path_factory, trained_demo, analysts_endpoint, monkeypatch_module):
+    """The notebook, executed against the session's SQL endpoint over the analysts' pipeline (conftest.py)."""
     import nbclient
     import nbformat
 
     pipeline = scored_pipeline(spark, tmp_path_factory.mktemp("analysts") / "root", trained_demo)
-    cfg = dataclasses.replace(pipeline.cfg, sql=dataclasses.replace(pipeline.cfg.sql, port=free_port(),
-                                                                    metastore_dir="metastore-notebook"))
-    info = server.start_server(cfg)
-    try:
-        for key, value in {"HITCAST_SQL_HOST": info.host, "HITCAST_SQL_PORT": str(info.port),
-                           "HITCAST_SQL_VIEWS": cfg.sql.views_database,
-                           "HITCAST_SQL_TABLES": cfg.sql.tables_database, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}.items():
-            monkeypatch_module.setenv(key, value)
-        nb = nbformat.read(NOTEBOOK, as_version=4)
-        t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-        log.info("notebook executed in %.1f s", time.perf_counter() - t0)
-    finally:
-        server.stop_server(cfg)
-    assert not server.is_server_process(info.pid)
+    cfg, info = analysts_endpoint
+    for key, value in {"HITCAST_SQL_HOST": info.host, "HITCAST_SQL_PORT": str(info.port),
+                       "HITCAST_SQL_VIEWS": cfg.sql.views_database, "HITCAST_SQL_TABLES": cfg.sql.tables_database,
+                       "MPLBACKEND": "module://matplotlib_inline.backend_inline"}.items():
+        monkeypatch_module.setenv(key, value)
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    t0 = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    log.info("notebook executed in %.1f s", time.perf_counter() - t0)
     return pipeline, cfg, nb
 
 

@@ -13,13 +13,12 @@ import logging
 import math
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from analyst_pipeline import EARLY_AS_OF, free_port, scored_pipeline
+from analyst_pipeline import EARLY_AS_OF, scored_pipeline
 from hitcast.config import base_config
 from hitcast.errors import ConfigError, HitcastError
 from hitcast.sql import server
@@ -77,20 +76,10 @@ def pipeline(spark, tmp_path_factory, trained_demo):
 
 
 @pytest.fixture(scope="module")
-def endpoint(pipeline):
-    """The server on a free loopback port, its own metastore; stopped (and checked gone) at the end."""
-    cfg = dataclasses.replace(pipeline.cfg, sql=dataclasses.replace(pipeline.cfg.sql, port=free_port(),
-                                                                    metastore_dir="metastore-endpoint"))
-    t0 = time.perf_counter()
-    info = server.start_server(cfg)
-    log.info("SQL endpoint up in %.1f s, tables and views registered after %.1f s", info.start_s,
-             time.perf_counter() - t0)
-    try:
-        yield cfg, info
-    finally:
-        server.stop_server(cfg)
-        assert not server.is_server_process(info.pid), "the Thrift server outlived its fixture"
-        assert not server.pid_file(cfg).exists()
+def endpoint(analysts_endpoint):
+    """The session's SQL endpoint over :func:`pipeline`'s tables (conftest.py: a free loopback port, its own
+    metastore; stopped and checked gone at the end of the session)."""
+    return analysts_endpoint
 
 
 @pytest.fixture(scope="module")

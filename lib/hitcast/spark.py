@@ -34,11 +34,16 @@ DELTA_JARS = tuple(f"{p.split(':')[1]}-{DELTA_VERSION}.jar" for p in DELTA_PACKA
 def delta_jars(cfg: Config) -> list[Path] | None:
     """The cached Delta jars, or ``None`` when ``make jars`` has not filled the cache.
 
-    The cache directory is ``$HITCAST_JARS`` or ``<root>/.cache/jars``.
+    The first folder that holds both: ``$HITCAST_JARS``, ``<paths.root>/.cache/jars``, the checkout's
+    ``.cache/jars`` (so a data root elsewhere still starts without resolving the jars through Ivy).
     """
-    folder = Path(os.environ.get("HITCAST_JARS") or cfg.path(".cache/jars"))
-    jars = [folder / name for name in DELTA_JARS]
-    return jars if all(j.is_file() for j in jars) else None
+    env = os.environ.get("HITCAST_JARS")
+    folders = [Path(env)] if env else [cfg.path(".cache/jars"), PROJECT_ROOT / ".cache" / "jars"]
+    for folder in folders:
+        jars = [folder / name for name in DELTA_JARS]
+        if all(j.is_file() for j in jars):
+            return jars
+    return None
 
 
 def spark_home() -> Path:
@@ -59,9 +64,6 @@ def delta_jar_files(cfg: Config) -> list[Path]:
     found = delta_jars(cfg)
     if found:
         return found
-    project = [PROJECT_ROOT / ".cache" / "jars" / name for name in DELTA_JARS]
-    if all(p.is_file() for p in project):
-        return project
     raise HitcastError(f"the Delta jars {', '.join(DELTA_JARS)} are not in {PROJECT_ROOT / '.cache' / 'jars'}: "
                        "run make jars")
 

